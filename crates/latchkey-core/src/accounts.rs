@@ -1,0 +1,303 @@
+//! User accounts: creation with the email and password rules, listing,
+//! disabling and deleting. Each change is audited in its own transaction.
+
+use chrono::{DateTime, Utc};
+use latchkey_db::users::{self as q, UserRow};
+use serde::Serialize;
+
+use crate::Core;
+use crate::audit::{self, Actor, Event};
+use crate::error::CoreError;
+
+/// Longest address accepted (RFC 5321's path limit).
+pub const MAX_EMAIL_LEN: usize = 254;
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// A user as the CLI and admin API show it; never the password hash.
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub name: Option<String>,
+    pub email_verified: bool,
+    pub disabled: bool,
+    pub admin: bool,
+    pub has_password: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<UserRow> for User {
+    fn from(r: UserRow) -> Self {
+        User {
+            id: r.id,
+            email: r.email,
+            name: r.name,
+            email_verified: r.email_verified,
+            disabled: r.disabled,
+            admin: r.admin,
+            has_password: r.password_hash.is_some(),
+            created_at: r.created_at.and_utc(),
+            updated_at: r.updated_at.and_utc(),
+        }
+    }
+}
+
+/// Checks an address and returns it as given (trimmed) and normalised (the
+/// unique key: lower case). Dots and `+tags` are kept: they are the user's.
+pub fn normalize_email(input: &str) -> Result<(String, String), CoreError> {
+    let email = input.trim();
+    if email.is_empty() {
+        return Err(CoreError::invalid("Email", "Enter an email address."));
+    }
+    if email.len() > MAX_EMAIL_LEN {
+        return Err(CoreError::invalid(
+            "Email",
+            format!("An email address is at most {MAX_EMAIL_LEN} characters."),
+        ));
+    }
+    let parsed: email_address::EmailAddress = email.parse().map_err(|_| {
+        CoreError::invalid(
+            "Email",
+            "Enter a valid email address, such as name@example.com.",
+        )
+    })?;
+    if email.chars().any(|c| c.is_whitespace() || c.is_control())
+        || parsed.domain().starts_with('[')
+    {
+        return Err(CoreError::invalid(
+            "Email",
+            "Enter a valid email address, such as name@example.com.",
+        ));
+    }
+    Ok((email.to_owned(), email.to_lowercase()))
+}
+
+fn check_name(name: Option<String>) -> Result<Option<String>, CoreError> {
+    let Some(name) = name else { return Ok(None) };
+    let name = name.trim().to_owned();
+    if name.is_empty() {
+        return Ok(None);
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(CoreError::invalid(
+            "Name",
+            format!("A name is at most {MAX_NAME_CHARS} characters."),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(CoreError::invalid(
+            "Name",
+            "A name cannot contain control characters.",
+        ));
+    }
+    Ok(Some(name))
+}
+
+/// What creating a user needs.
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    pub email: String,
+    pub name: Option<String>,
+    /// None: the account signs in by other means until a password is set.
+    pub password: Option<String>,
+    pub email_verified: bool,
+    pub admin: bool,
+}
+
+pub async fn create_user(core: &Core, new: NewUser, actor: &Actor) -> Result<User, CoreError> {
+    let (email, normalized) = normalize_email(&new.email)?;
+    let name = check_name(new.name)?;
+    let password_hash = match new.password {
+        Some(pw) => {
+            let mut inputs = vec![email.as_str()];
+            if let Some(n) = &name {
+                inputs.push(n);
+            }
+            core.password_policy.check(&pw, &inputs)?;
+            Some(core.hasher.hash(pw).await?)
+        }
+        None => None,
+    };
+    let now = core.clock.now_naive();
+    let row = UserRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        email,
+        email_normalized: normalized,
+        email_verified: new.email_verified,
+        name,
+        password_hash,
+        admin: new.admin,
+        disabled: false,
+        created_at: now,
+        updated_at: now,
+    };
+    let actor = actor.clone();
+    let saved = row.clone();
+    core.db
+        .run(move |conn| {
+            latchkey_db::transaction(conn, |conn| {
+                q::insert(conn, &row)?;
+                audit::record(
+                    conn,
+                    now,
+                    &Event::new("user.created", &actor)
+                        .user(&row.id, &row.email_normalized)
+                        .detail(serde_json::json!({ "admin": row.admin, "email_verified": row.email_verified })),
+                )
+            })
+        })
+        .await
+        .map_err(|e| match e {
+            latchkey_db::DbError::Conflict(_) => CoreError::Conflict("A user with this email already exists.".into()),
+            other => other.into(),
+        })?;
+    Ok(saved.into())
+}
+
+pub async fn list_users(core: &Core) -> Result<Vec<User>, CoreError> {
+    Ok(core
+        .db
+        .run(q::list)
+        .await?
+        .into_iter()
+        .map(User::from)
+        .collect())
+}
+
+pub async fn find_by_email(core: &Core, email: &str) -> Result<Option<User>, CoreError> {
+    let (_, normalized) = normalize_email(email)?;
+    Ok(core
+        .db
+        .run(move |conn| q::find_by_email(conn, &normalized))
+        .await?
+        .map(User::from))
+}
+
+pub async fn count_admins(core: &Core) -> Result<i64, CoreError> {
+    Ok(core.db.run(q::count_admins).await?)
+}
+
+/// Disables or enables the account with this email.
+pub async fn set_disabled(
+    core: &Core,
+    email: &str,
+    disabled: bool,
+    actor: &Actor,
+) -> Result<User, CoreError> {
+    let (_, normalized) = normalize_email(email)?;
+    let now = core.clock.now_naive();
+    let actor = actor.clone();
+    let row = core
+        .db
+        .run(move |conn| {
+            latchkey_db::transaction(conn, |conn| {
+                let Some(mut user) = q::find_by_email(conn, &normalized)? else {
+                    return Err(latchkey_db::DbError::NotFound);
+                };
+                q::set_disabled(conn, &user.id, disabled, now)?;
+                audit::record(
+                    conn,
+                    now,
+                    &Event::new(
+                        if disabled {
+                            "user.disabled"
+                        } else {
+                            "user.enabled"
+                        },
+                        &actor,
+                    )
+                    .user(&user.id, &user.email_normalized),
+                )?;
+                user.disabled = disabled;
+                user.updated_at = now;
+                Ok(user)
+            })
+        })
+        .await
+        .map_err(not_found("user"))?;
+    Ok(row.into())
+}
+
+/// Deletes the account with this email. The audit trail keeps the event.
+pub async fn delete_user(core: &Core, email: &str, actor: &Actor) -> Result<User, CoreError> {
+    let (_, normalized) = normalize_email(email)?;
+    let now = core.clock.now_naive();
+    let actor = actor.clone();
+    let row = core
+        .db
+        .run(move |conn| {
+            latchkey_db::transaction(conn, |conn| {
+                let Some(user) = q::find_by_email(conn, &normalized)? else {
+                    return Err(latchkey_db::DbError::NotFound);
+                };
+                q::delete(conn, &user.id)?;
+                audit::record(
+                    conn,
+                    now,
+                    &Event::new("user.deleted", &actor).user(&user.id, &user.email_normalized),
+                )?;
+                Ok(user)
+            })
+        })
+        .await
+        .map_err(not_found("user"))?;
+    Ok(row.into())
+}
+
+pub(crate) fn not_found(what: &'static str) -> impl Fn(latchkey_db::DbError) -> CoreError {
+    move |e| match e {
+        latchkey_db::DbError::NotFound => CoreError::NotFound(what),
+        other => other.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalised_to_lower_case() {
+        let (shown, key) = normalize_email("  Ada.Lovelace+IdP@Example.COM ").expect("valid");
+        assert_eq!(shown, "Ada.Lovelace+IdP@Example.COM");
+        assert_eq!(key, "ada.lovelace+idp@example.com");
+    }
+
+    #[test]
+    fn bad_emails_are_refused() {
+        for bad in [
+            "",
+            "   ",
+            "plainaddress",
+            "@example.com",
+            "a@",
+            "a b@example.com",
+            "a@b@c",
+            "x@[127.0.0.1]",
+        ] {
+            assert!(
+                matches!(
+                    normalize_email(bad),
+                    Err(CoreError::Invalid { field: "Email", .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        let long = format!("{}@example.com", "a".repeat(250));
+        assert!(matches!(
+            normalize_email(&long),
+            Err(CoreError::Invalid { field: "Email", .. })
+        ));
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(
+            check_name(Some("  Ada  ".into())).ok(),
+            Some(Some("Ada".to_owned()))
+        );
+        assert_eq!(check_name(Some("   ".into())).ok(), Some(None));
+        assert!(check_name(Some("a".repeat(MAX_NAME_CHARS + 1))).is_err());
+        assert!(check_name(Some("Ada\u{0}".into())).is_err());
+    }
+}

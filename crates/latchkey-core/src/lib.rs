@@ -1,0 +1,96 @@
+//! The Latchkey identity provider without HTTP. [`Core`] is the one state
+//! struct, built at start-up from [`Settings`] and passed to every handler and
+//! command; nothing here is global.
+
+pub mod accounts;
+pub mod audit;
+pub mod clients;
+pub mod clock;
+pub mod error;
+pub mod net;
+pub mod password;
+pub mod rewrap;
+pub mod secrets;
+pub mod settings;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use latchkey_db::{Db, PoolOptions};
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::CoreError;
+pub use settings::{ConfigError, Settings};
+
+use password::{Hasher, PasswordPolicy};
+use secrets::SecretBox;
+
+/// Everything a request or command needs, built once.
+#[derive(Clone)]
+pub struct Core {
+    pub settings: Arc<Settings>,
+    pub db: Db,
+    pub secrets: Arc<SecretBox>,
+    pub password_policy: PasswordPolicy,
+    pub hasher: Arc<Hasher>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("db", &self.db)
+            .field("secrets", &self.secrets)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the core could not be built; shown as one line and the process stops.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("data_dir: cannot create {path}: {reason}")]
+    DataDir { path: String, reason: String },
+    #[error("database.url: {0}")]
+    Database(String),
+    #[error("secrets: {0}")]
+    Secrets(String),
+    #[error("cannot start the password hashing threads: {0}")]
+    Hasher(String),
+}
+
+impl Core {
+    /// Builds the core: creates `data_dir` where embedded mode needs it,
+    /// prepares the database pool (without connecting) and loads the keys.
+    pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Core, StartError> {
+        let needs_data_dir = settings.is_embedded()
+            || matches!(settings.secrets, settings::SecretsSettings::DataDir);
+        if needs_data_dir {
+            std::fs::create_dir_all(&settings.data_dir).map_err(|e| StartError::DataDir {
+                path: settings.data_dir.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        }
+        let db = Db::connect(
+            &settings.database.url,
+            &PoolOptions {
+                max_size: settings.database.pool_size,
+                acquire_timeout: settings.database.acquire_timeout,
+            },
+        )
+        .map_err(|e| StartError::Database(e.to_string()))?;
+        let secrets =
+            SecretBox::from_settings(&settings).map_err(|e| StartError::Secrets(e.to_string()))?;
+        let hasher = Hasher::from_settings(&settings.passwords)
+            .map_err(|e| StartError::Hasher(e.to_string()))?;
+        Ok(Core {
+            password_policy: PasswordPolicy::from_settings(&settings.passwords),
+            settings: Arc::new(settings),
+            db,
+            secrets: Arc::new(secrets),
+            hasher: Arc::new(hasher),
+            clock,
+        })
+    }
+}

@@ -1,0 +1,661 @@
+//! Configuration: a TOML file (`--config FILE` or `LATCHKEY_CONFIG`) with every
+//! key overridable by `LATCHKEY_` + the key path in upper case, `__` between
+//! sections (SPEC §3). Loading validates everything once and names the key in
+//! every refusal, so a bad configuration stops the start with one clear line.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use ipnet::IpNet;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use url::{Host, Url};
+
+/// A configuration problem, naming the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration: {key}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// What the file and environment may say (raw, before validation).
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSettings {
+    server: RawServer,
+    data_dir: Option<String>,
+    database: RawDatabase,
+    secrets: RawSecrets,
+    passwords: RawPasswords,
+    log: RawLog,
+    // Sections of SPEC §3 whose features are not built yet: refused when set,
+    // never accepted and ignored.
+    sessions: Option<IgnoredAny>,
+    mail: Option<IgnoredAny>,
+    providers: Option<IgnoredAny>,
+    limits: Option<IgnoredAny>,
+    keys: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawServer {
+    bind: Option<String>,
+    public_url: Option<String>,
+    #[serde(deserialize_with = "string_or_list")]
+    trusted_proxies: Option<Vec<String>>,
+    #[serde(deserialize_with = "string_or_list")]
+    metrics_allow: Option<Vec<String>>,
+    max_body_bytes: Option<u64>,
+    workers: Option<u32>,
+    shutdown_timeout_secs: Option<u64>,
+    #[serde(deserialize_with = "string_or_list")]
+    security_contact: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDatabase {
+    url: Option<String>,
+    url_file: Option<String>,
+    pool_size: Option<u32>,
+    acquire_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSecrets {
+    #[serde(deserialize_with = "string_or_list")]
+    encryption_keys: Option<Vec<String>>,
+    encryption_keys_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPasswords {
+    bcrypt_cost: Option<u32>,
+    min_length: Option<u32>,
+    min_strength: Option<u8>,
+    hash_threads: Option<u32>,
+    hash_queue: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLog {
+    format: Option<String>,
+    level: Option<String>,
+}
+
+/// A list given either as a TOML array or as one comma-separated string (the
+/// only form an environment variable has).
+fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Option::<OneOrMany>::deserialize(d)? {
+        None => None,
+        Some(OneOrMany::Many(v)) => Some(v),
+        Some(OneOrMany::One(s)) => Some(
+            s.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ),
+    })
+}
+
+// ---------------------------------------------------------------------------
+// The validated settings everything else reads.
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub data_dir: PathBuf,
+    pub database: DatabaseSettings,
+    pub secrets: SecretsSettings,
+    pub passwords: PasswordSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub bind: SocketAddr,
+    /// The issuer, without a trailing slash: `http://localhost:8080`.
+    pub public_url: String,
+    pub https: bool,
+    pub trusted_proxies: Vec<IpNet>,
+    pub metrics_allow: Vec<IpNet>,
+    pub max_body_bytes: usize,
+    pub workers: Option<usize>,
+    pub shutdown_timeout: Duration,
+    pub security_contact: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: String,
+    /// True when the URL is the default SQLite file under `data_dir`.
+    pub embedded: bool,
+    pub pool_size: u32,
+    pub acquire_timeout: Duration,
+}
+
+/// Where the secret box gets its keys.
+#[derive(Clone)]
+pub enum SecretsSettings {
+    /// Keys from configuration: the first encrypts, all decrypt.
+    Configured(Vec<[u8; 32]>),
+    /// Embedded mode: one key generated once into `data_dir`.
+    DataDir,
+}
+
+impl std::fmt::Debug for SecretsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretsSettings::Configured(k) => write!(f, "Configured({} keys)", k.len()),
+            SecretsSettings::DataDir => f.write_str("DataDir"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PasswordSettings {
+    pub bcrypt_cost: u32,
+    pub min_length: usize,
+    /// Lowest acceptable zxcvbn score (0–4).
+    pub min_strength: u8,
+    pub hash_threads: usize,
+    pub hash_queue: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const DEFAULT_PUBLIC_URL: &str = "http://localhost:8080";
+pub const MIN_BCRYPT_COST: u32 = 10;
+
+/// Environment variables that begin with the prefix but are not keys.
+fn is_reserved_env(name: &str) -> bool {
+    name == "LATCHKEY_CONFIG" || name.starts_with("LATCHKEY_TEST_")
+}
+
+impl Settings {
+    /// Loads the file (if any) and the `LATCHKEY_*` variables among `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let text = match file {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::new(
+                    "--config",
+                    format!("cannot read {}: {}", path.display(), io_reason(&e)),
+                )
+            })?),
+            None => None,
+        };
+        Self::from_sources(text.as_deref(), env)
+    }
+
+    /// The same from a TOML text (tests build settings this way).
+    pub fn from_sources(
+        toml_text: Option<&str>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let vars: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("LATCHKEY_") && !is_reserved_env(k))
+            .collect();
+        for key in vars.keys() {
+            let rest = &key["LATCHKEY_".len()..];
+            if rest.is_empty() || rest.split("__").any(str::is_empty) {
+                return Err(ConfigError::new(key.as_str(), "malformed variable name"));
+            }
+        }
+        let mut builder = config::Config::builder();
+        if let Some(text) = toml_text {
+            builder = builder.add_source(config::File::from_str(text, config::FileFormat::Toml));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("LATCHKEY")
+                .prefix_separator("_")
+                .separator("__")
+                .source(Some(vars)),
+        );
+        let cfg = builder
+            .build()
+            .map_err(|e| ConfigError::new("config file", one_line(&e.to_string())))?;
+        let raw: RawSettings = serde_path_to_error::deserialize(cfg).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::new(
+                if key == "." { "config".to_owned() } else { key },
+                one_line(&e.into_inner().to_string()),
+            )
+        })?;
+        Self::validate(raw)
+    }
+
+    fn validate(raw: RawSettings) -> Result<Settings, ConfigError> {
+        for (key, set, what) in [
+            (
+                "sessions",
+                raw.sessions.is_some(),
+                "the Redis session store",
+            ),
+            ("mail", raw.mail.is_some(), "sending mail"),
+            (
+                "providers",
+                raw.providers.is_some(),
+                "upstream sign-in providers",
+            ),
+            ("limits", raw.limits.is_some(), "configurable rate limits"),
+            ("keys", raw.keys.is_some(), "signing-key settings"),
+        ] {
+            if set {
+                return Err(ConfigError::new(
+                    key,
+                    format!("{what} is not available in this build yet; remove this section"),
+                ));
+            }
+        }
+
+        let server = validate_server(raw.server)?;
+        let data_dir = PathBuf::from(raw.data_dir.unwrap_or_else(|| "./data".to_owned()));
+        if data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::new("data_dir", "must not be empty"));
+        }
+
+        let db_url = secret_or_file("database.url", raw.database.url, raw.database.url_file)?;
+        let (url, embedded) = match db_url {
+            Some(u) => (u, false),
+            None => (
+                format!("sqlite://{}", data_dir.join("latchkey.db").display()),
+                true,
+            ),
+        };
+        let target = latchkey_db::DbTarget::parse(&url)
+            .map_err(|e| ConfigError::new("database.url", e.to_string()))?;
+        let pool_size = raw.database.pool_size.unwrap_or(10);
+        if !(1..=500).contains(&pool_size) {
+            return Err(ConfigError::new(
+                "database.pool_size",
+                "must be between 1 and 500",
+            ));
+        }
+        let acquire_ms = raw.database.acquire_timeout_ms.unwrap_or(2000);
+        if !(50..=60_000).contains(&acquire_ms) {
+            return Err(ConfigError::new(
+                "database.acquire_timeout_ms",
+                "must be between 50 and 60000",
+            ));
+        }
+        let database = DatabaseSettings {
+            url,
+            embedded,
+            pool_size,
+            acquire_timeout: Duration::from_millis(acquire_ms),
+        };
+
+        let secrets = validate_secrets(raw.secrets, target.backend)?;
+        let passwords = validate_passwords(raw.passwords)?;
+        let log = LogSettings {
+            format: match raw.log.format.as_deref().unwrap_or("text") {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => {
+                    return Err(ConfigError::new(
+                        "log.format",
+                        format!("{other:?} is not one of text, json"),
+                    ));
+                }
+            },
+            level: {
+                let level = raw.log.level.unwrap_or_else(|| "info".to_owned());
+                if level.parse::<tracing::Level>().is_err() && !level.eq_ignore_ascii_case("off") {
+                    return Err(ConfigError::new(
+                        "log.level",
+                        format!("{level:?} is not one of off, error, warn, info, debug, trace"),
+                    ));
+                }
+                level.to_ascii_lowercase()
+            },
+        };
+        Ok(Settings {
+            server,
+            data_dir,
+            database,
+            secrets,
+            passwords,
+            log,
+        })
+    }
+
+    /// Embedded mode: the database is the SQLite file under `data_dir`.
+    pub fn is_embedded(&self) -> bool {
+        self.database.embedded
+    }
+}
+
+fn validate_server(raw: RawServer) -> Result<ServerSettings, ConfigError> {
+    let bind_text = raw.bind.unwrap_or_else(|| DEFAULT_BIND.to_owned());
+    let bind: SocketAddr = bind_text.trim().parse().map_err(|_| {
+        ConfigError::new(
+            "server.bind",
+            format!("{bind_text:?} is not an address and port such as 127.0.0.1:8080"),
+        )
+    })?;
+
+    let public_text = raw
+        .public_url
+        .unwrap_or_else(|| DEFAULT_PUBLIC_URL.to_owned());
+    let public_url = validate_public_url(&public_text)?;
+    let https = public_url.starts_with("https://");
+
+    let trusted_proxies = parse_nets(
+        "server.trusted_proxies",
+        raw.trusted_proxies.unwrap_or_default(),
+    )?;
+    let metrics_allow = match raw.metrics_allow {
+        Some(list) => parse_nets("server.metrics_allow", list)?,
+        None => parse_nets(
+            "server.metrics_allow",
+            vec!["127.0.0.0/8".into(), "::1/128".into()],
+        )?,
+    };
+    let max_body_bytes = raw.max_body_bytes.unwrap_or(64 * 1024);
+    if !(1024..=16 * 1024 * 1024).contains(&max_body_bytes) {
+        return Err(ConfigError::new(
+            "server.max_body_bytes",
+            "must be between 1024 and 16777216",
+        ));
+    }
+    let workers = match raw.workers {
+        None => None,
+        Some(n) if (1..=256).contains(&n) => Some(n as usize),
+        Some(_) => {
+            return Err(ConfigError::new(
+                "server.workers",
+                "must be between 1 and 256",
+            ));
+        }
+    };
+    let shutdown = raw.shutdown_timeout_secs.unwrap_or(30);
+    if shutdown > 3600 {
+        return Err(ConfigError::new(
+            "server.shutdown_timeout_secs",
+            "must be at most 3600",
+        ));
+    }
+    let security_contact = match raw.security_contact {
+        Some(list) if !list.is_empty() => {
+            for c in &list {
+                let ok = Url::parse(c)
+                    .map(|u| matches!(u.scheme(), "mailto" | "https" | "tel"))
+                    .unwrap_or(false);
+                if !ok {
+                    return Err(ConfigError::new(
+                        "server.security_contact",
+                        format!("{c:?} is not a mailto:, https: or tel: URI"),
+                    ));
+                }
+            }
+            list
+        }
+        _ => {
+            let host = Url::parse(&public_url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .unwrap_or_default();
+            vec![format!("mailto:security@{host}")]
+        }
+    };
+    Ok(ServerSettings {
+        bind,
+        public_url,
+        https,
+        trusted_proxies,
+        metrics_allow,
+        max_body_bytes: max_body_bytes as usize,
+        workers,
+        shutdown_timeout: Duration::from_secs(shutdown),
+        security_contact,
+    })
+}
+
+/// The issuer: http(s), a host name (WebAuthn needs one, never an IP), no
+/// path, query, fragment or credentials. Returned without a trailing slash.
+pub fn validate_public_url(text: &str) -> Result<String, ConfigError> {
+    const KEY: &str = "server.public_url";
+    let url = Url::parse(text.trim())
+        .map_err(|e| ConfigError::new(KEY, format!("{text:?} is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError::new(
+            KEY,
+            format!("scheme {:?} is not http or https", url.scheme()),
+        ));
+    }
+    match url.host() {
+        Some(Host::Domain(_)) => {}
+        Some(Host::Ipv4(_) | Host::Ipv6(_)) => {
+            return Err(ConfigError::new(
+                KEY,
+                "must use a host name, not an IP address (WebAuthn needs one; use localhost for local use)",
+            ));
+        }
+        None => return Err(ConfigError::new(KEY, "has no host")),
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(ConfigError::new(
+            KEY,
+            "must not have a path, query or fragment",
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ConfigError::new(KEY, "must not carry credentials"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+fn parse_nets(key: &str, list: Vec<String>) -> Result<Vec<IpNet>, ConfigError> {
+    list.iter()
+        .map(|item| {
+            let item = item.trim();
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    ConfigError::new(key, format!("{item:?} is not an IP address or CIDR range"))
+                })
+        })
+        .collect()
+}
+
+fn validate_secrets(
+    raw: RawSecrets,
+    backend: latchkey_db::Backend,
+) -> Result<SecretsSettings, ConfigError> {
+    let mut entries: Vec<(String, String)> = Vec::new();
+    let inline = raw.encryption_keys.unwrap_or_default();
+    if !inline.is_empty() && raw.encryption_keys_file.is_some() {
+        return Err(ConfigError::new(
+            "secrets.encryption_keys_file",
+            "give either encryption_keys or encryption_keys_file, not both",
+        ));
+    }
+    for (i, k) in inline.into_iter().enumerate() {
+        entries.push((format!("secrets.encryption_keys[{i}]"), k));
+    }
+    if let Some(path) = raw.encryption_keys_file {
+        let text = read_secret_file("secrets.encryption_keys_file", &path)?;
+        for (i, line) in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .enumerate()
+        {
+            entries.push((
+                format!("secrets.encryption_keys_file (key {})", i + 1),
+                line.to_owned(),
+            ));
+        }
+        if entries.is_empty() {
+            return Err(ConfigError::new(
+                "secrets.encryption_keys_file",
+                format!("{path} holds no key"),
+            ));
+        }
+    }
+    if entries.is_empty() {
+        return match backend {
+            latchkey_db::Backend::Sqlite => Ok(SecretsSettings::DataDir),
+            latchkey_db::Backend::Postgres => Err(ConfigError::new(
+                "secrets.encryption_keys",
+                "required with a PostgreSQL database: one or more base64 32-byte keys (make one with: openssl rand -base64 32)",
+            )),
+        };
+    }
+    let mut keys = Vec::with_capacity(entries.len());
+    for (key, value) in entries {
+        keys.push(decode_key(&value).map_err(|m| ConfigError::new(key, m))?);
+    }
+    Ok(SecretsSettings::Configured(keys))
+}
+
+/// A base64 (standard or URL-safe, padded or not) 32-byte key.
+pub fn decode_key(text: &str) -> Result<[u8; 32], String> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let t = text.trim();
+    let bytes = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|e| e.decode(t).ok())
+        .ok_or_else(|| "not valid base64".to_owned())?;
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| format!("must decode to 32 bytes, not {}", bytes.len()))
+}
+
+fn validate_passwords(raw: RawPasswords) -> Result<PasswordSettings, ConfigError> {
+    let cost = raw.bcrypt_cost.unwrap_or(12);
+    if !(MIN_BCRYPT_COST..=16).contains(&cost) {
+        return Err(ConfigError::new(
+            "passwords.bcrypt_cost",
+            format!("must be between {MIN_BCRYPT_COST} and 16"),
+        ));
+    }
+    let min_length = raw.min_length.unwrap_or(8);
+    if !(8..=64).contains(&min_length) {
+        return Err(ConfigError::new(
+            "passwords.min_length",
+            "must be between 8 and 64",
+        ));
+    }
+    let min_strength = raw.min_strength.unwrap_or(3);
+    if min_strength > 4 {
+        return Err(ConfigError::new(
+            "passwords.min_strength",
+            "must be a zxcvbn score between 0 and 4",
+        ));
+    }
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let hash_threads = raw.hash_threads.map(|n| n as usize).unwrap_or(cores);
+    if !(1..=256).contains(&hash_threads) {
+        return Err(ConfigError::new(
+            "passwords.hash_threads",
+            "must be between 1 and 256",
+        ));
+    }
+    let hash_queue = raw.hash_queue.map(|n| n as usize).unwrap_or(64);
+    if !(1..=100_000).contains(&hash_queue) {
+        return Err(ConfigError::new(
+            "passwords.hash_queue",
+            "must be between 1 and 100000",
+        ));
+    }
+    Ok(PasswordSettings {
+        bcrypt_cost: cost,
+        min_length: min_length as usize,
+        min_strength,
+        hash_threads,
+        hash_queue,
+    })
+}
+
+/// A secret given inline or as `…_file` naming a file; not both.
+fn secret_or_file(
+    key: &str,
+    inline: Option<String>,
+    file: Option<String>,
+) -> Result<Option<String>, ConfigError> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(ConfigError::new(
+            format!("{key}_file"),
+            format!("give either {key} or {key}_file, not both"),
+        )),
+        (Some(v), None) => {
+            if v.trim().is_empty() {
+                Err(ConfigError::new(key, "must not be empty"))
+            } else {
+                Ok(Some(v))
+            }
+        }
+        (None, Some(path)) => {
+            let key_file = format!("{key}_file");
+            let v = read_secret_file(&key_file, &path)?;
+            let v = v.trim_end_matches(['\n', '\r']).to_owned();
+            if v.trim().is_empty() {
+                return Err(ConfigError::new(key_file, format!("{path} is empty")));
+            }
+            Ok(Some(v))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+fn read_secret_file(key: &str, path: &str) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(key, format!("cannot read {path}: {}", io_reason(&e))))
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_owned(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        _ => e.to_string(),
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,337 @@
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn load(toml: Option<&str>, pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    Settings::from_sources(toml, env(pairs))
+}
+
+fn key_of(r: Result<Settings, ConfigError>) -> String {
+    match r {
+        Ok(_) => panic!("expected a configuration error"),
+        Err(e) => e.key,
+    }
+}
+
+#[test]
+fn defaults_are_embedded_mode() {
+    let s = load(None, &[]).expect("defaults load");
+    assert_eq!(s.server.bind.to_string(), "127.0.0.1:8080");
+    assert_eq!(s.server.public_url, "http://localhost:8080");
+    assert!(!s.server.https);
+    assert_eq!(s.data_dir, PathBuf::from("./data"));
+    assert!(s.is_embedded());
+    assert_eq!(s.database.url, "sqlite://./data/latchkey.db");
+    assert!(matches!(s.secrets, SecretsSettings::DataDir));
+    assert_eq!(s.passwords.bcrypt_cost, 12);
+    assert_eq!(s.passwords.min_length, 8);
+    assert_eq!(s.server.metrics_allow.len(), 2);
+    assert!(s.server.trusted_proxies.is_empty());
+    assert_eq!(
+        s.server.security_contact,
+        vec!["mailto:security@localhost".to_owned()]
+    );
+}
+
+#[test]
+fn file_then_environment() {
+    let toml = r#"
+        data_dir = "/var/lib/latchkey"
+        [server]
+        bind = "0.0.0.0:9000"
+        public_url = "https://id.example.com/"
+        trusted_proxies = ["10.0.0.0/8", "127.0.0.1"]
+        [passwords]
+        bcrypt_cost = 11
+    "#;
+    let s = load(
+        Some(toml),
+        &[
+            ("LATCHKEY_SERVER__BIND", "127.0.0.1:7000"),
+            ("LATCHKEY_PASSWORDS__MIN_LENGTH", "10"),
+            ("LATCHKEY_CONFIG", "/somewhere.toml"),
+            ("LATCHKEY_TEST_DATABASE_URL", "postgres://x"),
+            ("LATCHKEY_TEST_ANYTHING__ELSE", "1"),
+            ("PATH", "/usr/bin"),
+        ],
+    )
+    .expect("loads");
+    assert_eq!(s.server.bind.to_string(), "127.0.0.1:7000");
+    assert_eq!(s.server.public_url, "https://id.example.com");
+    assert!(s.server.https);
+    assert_eq!(s.server.trusted_proxies.len(), 2);
+    assert_eq!(s.passwords.bcrypt_cost, 11);
+    assert_eq!(s.passwords.min_length, 10);
+    assert_eq!(s.database.url, "sqlite:///var/lib/latchkey/latchkey.db");
+}
+
+#[test]
+fn lists_from_environment_are_comma_separated() {
+    let s = load(
+        None,
+        &[(
+            "LATCHKEY_SERVER__TRUSTED_PROXIES",
+            "10.1.2.3, 192.0.2.0/24,2001:db8::/32",
+        )],
+    )
+    .expect("loads");
+    let nets: Vec<String> = s
+        .server
+        .trusted_proxies
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(nets, vec!["10.1.2.3/32", "192.0.2.0/24", "2001:db8::/32"]);
+}
+
+#[test]
+fn string_values_stay_exact() {
+    let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    // A digits-only value must stay a string where a string is expected.
+    let s = load(
+        None,
+        &[
+            ("LATCHKEY_DATA_DIR", "0123"),
+            ("LATCHKEY_DATABASE__URL", "postgres://u:0123@h/db"),
+            ("LATCHKEY_SECRETS__ENCRYPTION_KEYS", &key),
+        ],
+    )
+    .expect("loads");
+    assert_eq!(s.data_dir, PathBuf::from("0123"));
+    assert!(!s.is_embedded());
+    assert!(matches!(s.secrets, SecretsSettings::Configured(ref k) if k == &vec![[7u8; 32]]));
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    assert_eq!(
+        key_of(load(None, &[("LATCHKEY_SERVER__BIND", "not-an-address")])),
+        "server.bind"
+    );
+    assert_eq!(
+        key_of(load(None, &[("LATCHKEY_SERVER__BIND", "127.0.0.1")])),
+        "server.bind"
+    );
+    assert_eq!(
+        key_of(load(
+            None,
+            &[("LATCHKEY_SERVER__PUBLIC_URL", "http://127.0.0.1:8080")]
+        )),
+        "server.public_url"
+    );
+    assert_eq!(
+        key_of(load(
+            None,
+            &[("LATCHKEY_SERVER__PUBLIC_URL", "http://[::1]:8080")]
+        )),
+        "server.public_url"
+    );
+    assert_eq!(
+        key_of(load(
+            None,
+            &[("LATCHKEY_SERVER__PUBLIC_URL", "ftp://id.example.com")]
+        )),
+        "server.public_url"
+    );
+    assert_eq!(
+        key_of(load(
+            None,
+            &[("LATCHKEY_SERVER__PUBLIC_URL", "https://id.example.com/sub")]
+        )),
+        "server.public_url"
+    );
+    assert_eq!(
+        key_of(load(None, &[("LATCHKEY_SERVER__PUBLIC_URL", "nonsense")])),
+        "server.public_url"
+    );
+    assert_eq!(
+        key_of(load(None, &[("LATCHKEY_DATABASE__URL", "mysql://h/db")])),
+        "database.url"
+    );
+    assert_eq!(
+        key_of(load(None, &[("LATCHKEY_DATABASE__URL", "")])),
+        "database.url"
+    );
+    assert_eq!(
+        key_of(load(
+            None,
+            &[(
+                "LATCHKEY_DATABASE__URL_FILE",
+                "/nonexistent/latchkey-db-url"
+            )]
+        )),
+        "database.url_file"
+    );
+    assert_eq!(
+        key_of(load(
+            None,
+            &[("LATCHKEY_SERVER__TRUSTED_PROXIES", "10.0.0.0/33")]
+        )),
+        "server.trusted_proxies"
+    );
+    assert_eq!(
+        key_of(load(
+            None,
+            &[("LATCHKEY_SERVER__METRICS_ALLOW", "everyone")]
+        )),
+        "server.metrics_allow"
+    );
+    assert_eq!(
+        key_of(load(None, &[("LATCHKEY_PASSWORDS__BCRYPT_COST", "9")])),
+        "passwords.bcrypt_cost"
+    );
+    assert_eq!(
+        key_of(load(None, &[("LATCHKEY_PASSWORDS__BCRYPT_COST", "twelve")])),
+        "passwords.bcrypt_cost"
+    );
+    assert_eq!(
+        key_of(load(None, &[("LATCHKEY_LOG__FORMAT", "xml")])),
+        "log.format"
+    );
+    assert_eq!(
+        key_of(load(
+            None,
+            &[("LATCHKEY_SERVER__SECURITY_CONTACT", "security@example.com")]
+        )),
+        "server.security_contact"
+    );
+}
+
+#[test]
+fn unknown_keys_are_refused_with_their_path() {
+    let e = load(None, &[("LATCHKEY_SERVER__BND", "127.0.0.1:1")])
+        .err()
+        .expect("refused");
+    assert_eq!(e.key, "server");
+    assert!(e.message.contains("bnd"), "{}", e.message);
+    let e = load(Some("[databse]\nurl = \"x\""), &[])
+        .err()
+        .expect("refused");
+    assert!(e.message.contains("databse"), "{}", e.message);
+    assert_eq!(
+        key_of(load(None, &[("LATCHKEY__SERVER", "x")])),
+        "LATCHKEY__SERVER"
+    );
+}
+
+#[test]
+fn malformed_toml_is_refused() {
+    let e = load(Some("[server\nbind = "), &[]).err().expect("refused");
+    assert_eq!(e.key, "config file");
+}
+
+#[test]
+fn unbuilt_sections_are_refused_not_ignored() {
+    for (var, key) in [
+        ("LATCHKEY_SESSIONS__URL", "sessions"),
+        ("LATCHKEY_MAIL__FROM", "mail"),
+        ("LATCHKEY_PROVIDERS__GOOGLE__CLIENT_ID", "providers"),
+        ("LATCHKEY_LIMITS__SIGNUP_PER_MINUTE", "limits"),
+        ("LATCHKEY_KEYS__RSA_BITS", "keys"),
+    ] {
+        let e = load(None, &[(var, "1")]).err().expect("refused");
+        assert_eq!(e.key, key);
+        assert!(e.message.contains("not available"), "{}", e.message);
+    }
+}
+
+#[test]
+fn postgres_needs_encryption_keys() {
+    assert_eq!(
+        key_of(load(
+            None,
+            &[("LATCHKEY_DATABASE__URL", "postgres://u@h/db")]
+        )),
+        "secrets.encryption_keys"
+    );
+    assert_eq!(
+        key_of(load(
+            None,
+            &[
+                ("LATCHKEY_DATABASE__URL", "postgres://u@h/db"),
+                ("LATCHKEY_SECRETS__ENCRYPTION_KEYS", "c2hvcnQ=")
+            ]
+        )),
+        "secrets.encryption_keys[0]"
+    );
+    assert_eq!(
+        key_of(load(None, &[("LATCHKEY_SECRETS__ENCRYPTION_KEYS", "!!!")])),
+        "secrets.encryption_keys[0]"
+    );
+}
+
+#[test]
+fn secrets_from_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("keys");
+    let k1 = base64::engine::general_purpose::STANDARD.encode([1u8; 32]);
+    let k2 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([2u8; 32]);
+    std::fs::write(&keys, format!("# newest first\n{k1}\n\n{k2}\n")).expect("write");
+    let url_file = dir.path().join("db-url");
+    std::fs::write(&url_file, "postgres://app:pw@db/latchkey\n").expect("write");
+    let s = load(
+        None,
+        &[
+            (
+                "LATCHKEY_SECRETS__ENCRYPTION_KEYS_FILE",
+                keys.to_str().expect("utf-8"),
+            ),
+            (
+                "LATCHKEY_DATABASE__URL_FILE",
+                url_file.to_str().expect("utf-8"),
+            ),
+        ],
+    )
+    .expect("loads");
+    assert_eq!(s.database.url, "postgres://app:pw@db/latchkey");
+    assert!(
+        matches!(s.secrets, SecretsSettings::Configured(ref k) if k == &vec![[1u8; 32], [2u8; 32]])
+    );
+
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").expect("write");
+    assert_eq!(
+        key_of(load(
+            None,
+            &[(
+                "LATCHKEY_DATABASE__URL_FILE",
+                empty.to_str().expect("utf-8")
+            )]
+        )),
+        "database.url_file"
+    );
+    assert_eq!(
+        key_of(load(
+            None,
+            &[(
+                "LATCHKEY_SECRETS__ENCRYPTION_KEYS_FILE",
+                empty.to_str().expect("utf-8")
+            )]
+        )),
+        "secrets.encryption_keys_file"
+    );
+    assert_eq!(
+        key_of(load(
+            None,
+            &[
+                ("LATCHKEY_DATABASE__URL", "sqlite://x"),
+                ("LATCHKEY_DATABASE__URL_FILE", "/x")
+            ]
+        )),
+        "database.url_file"
+    );
+}
+
+#[test]
+fn missing_config_file_is_named() {
+    let e = Settings::load(Some(Path::new("/nonexistent/latchkey.toml")), Vec::new())
+        .err()
+        .expect("refused");
+    assert_eq!(e.key, "--config");
+    assert!(e.message.contains("no such file"));
+}

@@ -1,0 +1,6 @@
+//! One module per table. Each function takes a connection so callers can
+//! compose them inside one transaction.
+
+pub mod audit;
+pub mod clients;
+pub mod users;

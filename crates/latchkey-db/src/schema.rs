@@ -1,0 +1,52 @@
+//! The diesel schema, shared by PostgreSQL and SQLite. Columns use only types
+//! both backends have: text ids, UTC timestamps, booleans, JSON kept as text.
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        email -> Text,
+        email_normalized -> Text,
+        email_verified -> Bool,
+        name -> Nullable<Text>,
+        password_hash -> Nullable<Text>,
+        admin -> Bool,
+        disabled -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    clients (id) {
+        id -> Text,
+        name -> Text,
+        secret_hash -> Nullable<Text>,
+        redirect_uris -> Text,
+        post_logout_redirect_uris -> Text,
+        backchannel_logout_uri -> Nullable<Text>,
+        public -> Bool,
+        first_party -> Bool,
+        grant_types -> Text,
+        signing_alg -> Text,
+        require_mfa -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Text,
+        at -> Timestamp,
+        kind -> Text,
+        outcome -> Text,
+        actor -> Text,
+        user_id -> Nullable<Text>,
+        user_email -> Nullable<Text>,
+        client_addr -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        detail -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(users, clients, audit_events);

@@ -1,0 +1,173 @@
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Latchkey, an OpenID Connect identity provider.
+#[derive(Debug, Parser)]
+#[command(name = "latchkey", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file (TOML). Every key can also be set as LATCHKEY_SECTION__KEY.
+    #[arg(long, global = true, env = "LATCHKEY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the provider (applies pending migrations first).
+    Serve,
+    /// Apply pending database migrations.
+    Migrate {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage relying-party clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage the encryption of secrets at rest.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+    /// Read the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Signing keys (not available in this build yet).
+    Keys(Unbuilt),
+    /// Global policy such as enforced MFA (not available in this build yet).
+    Policy(Unbuilt),
+    /// API keys for the admin API (not available in this build yet).
+    Apikey(Unbuilt),
+}
+
+/// A command whose feature is not built yet: refused whatever it is given.
+#[derive(Debug, Args)]
+pub struct Unbuilt {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account. The password, if any, is read from standard input.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Read the password as one line from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Mark the email address as verified.
+        #[arg(long)]
+        verified: bool,
+        /// Make the account an administrator.
+        #[arg(long)]
+        admin: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List accounts.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable an account (it can no longer sign in).
+    Disable {
+        email: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Enable a disabled account.
+    Enable {
+        email: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an account.
+    Delete {
+        email: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client. Prints its id and, for a confidential client, its secret (shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Exact redirect URI; repeat for several. Required with authorization_code.
+        #[arg(long = "redirect-uri", value_name = "URI")]
+        redirect_uris: Vec<String>,
+        #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+        post_logout_redirect_uris: Vec<String>,
+        #[arg(long, value_name = "URI")]
+        backchannel_logout_uri: Option<String>,
+        /// A public client (native or browser app): no secret, PKCE required.
+        #[arg(long)]
+        public: bool,
+        /// A first-party client: no consent screen.
+        #[arg(long)]
+        first_party: bool,
+        /// authorization_code, refresh_token, client_credentials; repeat for several.
+        #[arg(long = "grant", value_name = "GRANT")]
+        grants: Vec<String>,
+        /// RS256 (default), ES256 or EdDSA.
+        #[arg(long, value_name = "ALG")]
+        signing_alg: Option<String>,
+        /// Require MFA for sign-ins to this client.
+        #[arg(long)]
+        require_mfa: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List clients.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a client.
+    Delete {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Issue a new secret for a confidential client; the old one stops working.
+    RotateSecret {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Re-encrypt every stored secret with the first configured key.
+    Rewrap {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List audit events, oldest first.
+    List {
+        /// Only events about this account.
+        #[arg(long, value_name = "EMAIL")]
+        user: Option<String>,
+        /// Only events at or after this time (RFC 3339, or a date YYYY-MM-DD).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// At most this many events.
+        #[arg(long, default_value_t = 1000)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}

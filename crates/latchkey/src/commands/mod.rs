@@ -1,0 +1,52 @@
+mod admin;
+mod serve;
+
+use std::sync::Arc;
+
+use latchkey_core::{Core, Settings, SystemClock};
+
+use crate::cli::{Cli, Command};
+
+/// Runs one command; an error is the one line to print.
+pub async fn run(cli: Cli) -> Result<(), String> {
+    let settings =
+        Settings::load(cli.config.as_deref(), std::env::vars()).map_err(|e| e.to_string())?;
+    match cli.command {
+        Command::Serve => serve::serve(settings).await,
+        Command::Keys(_) => Err(unbuilt("keys", "signing-key management")),
+        Command::Policy(_) => Err(unbuilt("policy", "enforced MFA policy")),
+        Command::Apikey(_) => Err(unbuilt("apikey", "API keys")),
+        other => {
+            crate::logging::init_quiet();
+            let core = build_core(settings)?;
+            admin::run(&core, other).await
+        }
+    }
+}
+
+fn unbuilt(command: &str, what: &str) -> String {
+    format!("`{command}`: {what} is not available in this build yet")
+}
+
+pub fn build_core(settings: Settings) -> Result<Core, String> {
+    Core::build(settings, Arc::new(SystemClock)).map_err(|e| e.to_string())
+}
+
+/// Applies pending migrations where that is safe to do implicitly (embedded
+/// mode, and `serve`); in production other commands ask for `migrate` first.
+pub async fn ensure_migrated(core: &Core, apply: bool) -> Result<Vec<String>, String> {
+    let reach =
+        |e: latchkey_db::DbError| format!("database.url: cannot use {}: {e}", core.db.label());
+    if apply {
+        return core.db.migrate().await.map_err(reach);
+    }
+    let pending = core.db.pending_migrations().await.map_err(reach)?;
+    if pending.is_empty() {
+        Ok(Vec::new())
+    } else {
+        Err(format!(
+            "the database has {} pending migration(s); run `latchkey migrate` first",
+            pending.len()
+        ))
+    }
+}

@@ -1,0 +1,56 @@
+use latchkey_core::Settings;
+use latchkey_web::ServeOptions;
+
+use super::{build_core, ensure_migrated};
+
+pub async fn serve(settings: Settings) -> Result<(), String> {
+    crate::logging::init(&settings.log);
+    let core = build_core(settings)?;
+    let applied = ensure_migrated(&core, true).await?;
+    for m in &applied {
+        tracing::info!(migration = %m, "applied migration");
+    }
+    let listeners = latchkey_web::bind(&core).map_err(|e| {
+        format!(
+            "server.bind: cannot listen on {}: {e}",
+            core.settings.server.bind
+        )
+    })?;
+    let addrs: Vec<String> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .map(|a| a.to_string())
+        .collect();
+
+    let s = &core.settings;
+    println!(
+        "Latchkey is running at {} (listening on {})",
+        s.server.public_url,
+        addrs.join(", ")
+    );
+    if s.is_embedded() {
+        println!(
+            "Embedded mode: data in {} (database, mail outbox, encryption key)",
+            s.data_dir.display()
+        );
+    } else {
+        println!("Database: {}", core.db.label());
+    }
+    match latchkey_core::accounts::count_admins(&core).await {
+        Ok(0) => {
+            println!("No admin account yet. Create the first one with:");
+            println!(
+                "  latchkey user create --email you@example.com --admin --verified --password-stdin"
+            );
+            println!("(from a source checkout: cargo run --release -- user create …)");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not count admin accounts"),
+    }
+
+    let server = latchkey_web::build_server(core, listeners, &ServeOptions::default())
+        .map_err(|e| format!("cannot start the HTTP server: {e}"))?;
+    server.await.map_err(|e| format!("server stopped: {e}"))?;
+    tracing::info!("stopped");
+    Ok(())
+}
