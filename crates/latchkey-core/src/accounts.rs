@@ -51,24 +51,13 @@ pub fn normalize_email(input: &str) -> Result<(String, String), CoreError> {
         return Err(CoreError::invalid("Email", "Enter an email address."));
     }
     if email.len() > MAX_EMAIL_LEN {
-        return Err(CoreError::invalid(
-            "Email",
-            format!("An email address is at most {MAX_EMAIL_LEN} characters."),
-        ));
+        return Err(CoreError::invalid("Email", format!("An email address is at most {MAX_EMAIL_LEN} characters.")));
     }
-    let parsed: email_address::EmailAddress = email.parse().map_err(|_| {
-        CoreError::invalid(
-            "Email",
-            "Enter a valid email address, such as name@example.com.",
-        )
-    })?;
-    if email.chars().any(|c| c.is_whitespace() || c.is_control())
-        || parsed.domain().starts_with('[')
-    {
-        return Err(CoreError::invalid(
-            "Email",
-            "Enter a valid email address, such as name@example.com.",
-        ));
+    let parsed: email_address::EmailAddress = email
+        .parse()
+        .map_err(|_| CoreError::invalid("Email", "Enter a valid email address, such as name@example.com."))?;
+    if email.chars().any(|c| c.is_whitespace() || c.is_control()) || parsed.domain().starts_with('[') {
+        return Err(CoreError::invalid("Email", "Enter a valid email address, such as name@example.com."));
     }
     Ok((email.to_owned(), email.to_lowercase()))
 }
@@ -80,16 +69,10 @@ fn check_name(name: Option<String>) -> Result<Option<String>, CoreError> {
         return Ok(None);
     }
     if name.chars().count() > MAX_NAME_CHARS {
-        return Err(CoreError::invalid(
-            "Name",
-            format!("A name is at most {MAX_NAME_CHARS} characters."),
-        ));
+        return Err(CoreError::invalid("Name", format!("A name is at most {MAX_NAME_CHARS} characters.")));
     }
     if name.chars().any(char::is_control) {
-        return Err(CoreError::invalid(
-            "Name",
-            "A name cannot contain control characters.",
-        ));
+        return Err(CoreError::invalid("Name", "A name cannot contain control characters."));
     }
     Ok(Some(name))
 }
@@ -156,22 +139,12 @@ pub async fn create_user(core: &Core, new: NewUser, actor: &Actor) -> Result<Use
 }
 
 pub async fn list_users(core: &Core) -> Result<Vec<User>, CoreError> {
-    Ok(core
-        .db
-        .run(q::list)
-        .await?
-        .into_iter()
-        .map(User::from)
-        .collect())
+    Ok(core.db.run(q::list).await?.into_iter().map(User::from).collect())
 }
 
 pub async fn find_by_email(core: &Core, email: &str) -> Result<Option<User>, CoreError> {
     let (_, normalized) = normalize_email(email)?;
-    Ok(core
-        .db
-        .run(move |conn| q::find_by_email(conn, &normalized))
-        .await?
-        .map(User::from))
+    Ok(core.db.run(move |conn| q::find_by_email(conn, &normalized)).await?.map(User::from))
 }
 
 pub async fn count_admins(core: &Core) -> Result<i64, CoreError> {
@@ -179,12 +152,7 @@ pub async fn count_admins(core: &Core) -> Result<i64, CoreError> {
 }
 
 /// Disables or enables the account with this email.
-pub async fn set_disabled(
-    core: &Core,
-    email: &str,
-    disabled: bool,
-    actor: &Actor,
-) -> Result<User, CoreError> {
+pub async fn set_disabled(core: &Core, email: &str, disabled: bool, actor: &Actor) -> Result<User, CoreError> {
     let (_, normalized) = normalize_email(email)?;
     let now = core.clock.now_naive();
     let actor = actor.clone();
@@ -199,15 +167,8 @@ pub async fn set_disabled(
                 audit::record(
                     conn,
                     now,
-                    &Event::new(
-                        if disabled {
-                            "user.disabled"
-                        } else {
-                            "user.enabled"
-                        },
-                        &actor,
-                    )
-                    .user(&user.id, &user.email_normalized),
+                    &Event::new(if disabled { "user.disabled" } else { "user.enabled" }, &actor)
+                        .user(&user.id, &user.email_normalized),
                 )?;
                 user.disabled = disabled;
                 user.updated_at = now;
@@ -232,11 +193,7 @@ pub async fn delete_user(core: &Core, email: &str, actor: &Actor) -> Result<User
                     return Err(latchkey_db::DbError::NotFound);
                 };
                 q::delete(conn, &user.id)?;
-                audit::record(
-                    conn,
-                    now,
-                    &Event::new("user.deleted", &actor).user(&user.id, &user.email_normalized),
-                )?;
+                audit::record(conn, now, &Event::new("user.deleted", &actor).user(&user.id, &user.email_normalized))?;
                 Ok(user)
             })
         })
@@ -265,37 +222,16 @@ mod tests {
 
     #[test]
     fn bad_emails_are_refused() {
-        for bad in [
-            "",
-            "   ",
-            "plainaddress",
-            "@example.com",
-            "a@",
-            "a b@example.com",
-            "a@b@c",
-            "x@[127.0.0.1]",
-        ] {
-            assert!(
-                matches!(
-                    normalize_email(bad),
-                    Err(CoreError::Invalid { field: "Email", .. })
-                ),
-                "{bad:?}"
-            );
+        for bad in ["", "   ", "plainaddress", "@example.com", "a@", "a b@example.com", "a@b@c", "x@[127.0.0.1]"] {
+            assert!(matches!(normalize_email(bad), Err(CoreError::Invalid { field: "Email", .. })), "{bad:?}");
         }
         let long = format!("{}@example.com", "a".repeat(250));
-        assert!(matches!(
-            normalize_email(&long),
-            Err(CoreError::Invalid { field: "Email", .. })
-        ));
+        assert!(matches!(normalize_email(&long), Err(CoreError::Invalid { field: "Email", .. })));
     }
 
     #[test]
     fn names_are_trimmed_and_bounded() {
-        assert_eq!(
-            check_name(Some("  Ada  ".into())).ok(),
-            Some(Some("Ada".to_owned()))
-        );
+        assert_eq!(check_name(Some("  Ada  ".into())).ok(), Some(Some("Ada".to_owned())));
         assert_eq!(check_name(Some("   ".into())).ok(), Some(None));
         assert!(check_name(Some("a".repeat(MAX_NAME_CHARS + 1))).is_err());
         assert!(check_name(Some("Ada\u{0}".into())).is_err());

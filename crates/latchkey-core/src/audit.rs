@@ -70,11 +70,7 @@ impl<'a> Event<'a> {
     }
 }
 
-pub fn record(
-    conn: &mut DbConnection,
-    at: NaiveDateTime,
-    e: &Event<'_>,
-) -> Result<(), latchkey_db::DbError> {
+pub fn record(conn: &mut DbConnection, at: NaiveDateTime, e: &Event<'_>) -> Result<(), latchkey_db::DbError> {
     let id = random_id().map_err(|err| latchkey_db::DbError::Query(err.to_string()))?;
     q::insert(
         conn,
@@ -136,16 +132,7 @@ pub async fn list(
         Some(e) => Some(crate::accounts::normalize_email(e)?.1),
         None => None,
     };
-    let rows = core
-        .db
-        .run(move |conn| {
-            q::list(
-                conn,
-                normalized.as_deref(),
-                since.map(|t| t.naive_utc()),
-                limit,
-            )
-        })
-        .await?;
+    let rows =
+        core.db.run(move |conn| q::list(conn, normalized.as_deref(), since.map(|t| t.naive_utc()), limit)).await?;
     Ok(rows.into_iter().map(AuditEntry::from).collect())
 }

@@ -44,8 +44,7 @@ impl From<ClientRow> for Client {
             public: r.public,
             first_party: r.first_party,
             redirect_uris: serde_json::from_str(&r.redirect_uris).unwrap_or_default(),
-            post_logout_redirect_uris: serde_json::from_str(&r.post_logout_redirect_uris)
-                .unwrap_or_default(),
+            post_logout_redirect_uris: serde_json::from_str(&r.post_logout_redirect_uris).unwrap_or_default(),
             backchannel_logout_uri: r.backchannel_logout_uri,
             grant_types: serde_json::from_str(&r.grant_types).unwrap_or_default(),
             signing_alg: r.signing_alg,
@@ -83,11 +82,8 @@ pub struct CreatedClient {
 /// clear message rather than stored and ignored; each later feature removes
 /// its line.
 fn refuse_unbuilt(new: &NewClient) -> Result<(), CoreError> {
-    let refuse = |flag: &str, what: &str| {
-        Err(CoreError::NotBuilt(format!(
-            "{flag}: {what} is not available in this build yet"
-        )))
-    };
+    let refuse =
+        |flag: &str, what: &str| Err(CoreError::NotBuilt(format!("{flag}: {what} is not available in this build yet")));
     if !new.post_logout_redirect_uris.is_empty() {
         return refuse("--post-logout-redirect-uri", "RP-initiated logout");
     }
@@ -140,10 +136,7 @@ pub fn validate_redirect_uri(uri: &str) -> Result<(), String> {
                 None => false,
             };
             if !loopback {
-                return Err(
-                    "must use https (http is allowed only for localhost and loopback addresses)"
-                        .into(),
-                );
+                return Err("must use https (http is allowed only for localhost and loopback addresses)".into());
             }
         }
         "javascript" | "data" | "file" | "vbscript" | "blob" | "about" | "ftp" | "ws" | "wss" => {
@@ -151,10 +144,7 @@ pub fn validate_redirect_uri(uri: &str) -> Result<(), String> {
         }
         scheme => {
             if !scheme.contains('.') {
-                return Err(
-                    "must use https, or a reverse-domain private scheme such as com.example.app"
-                        .into(),
-                );
+                return Err("must use https, or a reverse-domain private scheme such as com.example.app".into());
             }
         }
     }
@@ -163,10 +153,7 @@ pub fn validate_redirect_uri(uri: &str) -> Result<(), String> {
 
 fn check_uris(field: &'static str, uris: &[String]) -> Result<Vec<String>, CoreError> {
     if uris.len() > MAX_URIS {
-        return Err(CoreError::invalid(
-            field,
-            format!("at most {MAX_URIS} URIs"),
-        ));
+        return Err(CoreError::invalid(field, format!("at most {MAX_URIS} URIs")));
     }
     let mut out: Vec<String> = Vec::with_capacity(uris.len());
     for u in uris {
@@ -178,43 +165,25 @@ fn check_uris(field: &'static str, uris: &[String]) -> Result<Vec<String>, CoreE
     Ok(out)
 }
 
-pub async fn create_client(
-    core: &Core,
-    new: NewClient,
-    actor: &Actor,
-) -> Result<CreatedClient, CoreError> {
+pub async fn create_client(core: &Core, new: NewClient, actor: &Actor) -> Result<CreatedClient, CoreError> {
     refuse_unbuilt(&new)?;
     let name = new.name.trim().to_owned();
     if name.is_empty() {
         return Err(CoreError::invalid("--name", "the client needs a name"));
     }
     if name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(CoreError::invalid(
-            "--name",
-            "at most 200 characters, no control characters",
-        ));
+        return Err(CoreError::invalid("--name", "at most 200 characters, no control characters"));
     }
     let mut grants: Vec<String> = Vec::new();
     for g in if new.grants.is_empty() {
-        vec![
-            GRANT_AUTHORIZATION_CODE.to_owned(),
-            GRANT_REFRESH_TOKEN.to_owned(),
-        ]
+        vec![GRANT_AUTHORIZATION_CODE.to_owned(), GRANT_REFRESH_TOKEN.to_owned()]
     } else {
         new.grants.clone()
     } {
-        if ![
-            GRANT_AUTHORIZATION_CODE,
-            GRANT_REFRESH_TOKEN,
-            GRANT_CLIENT_CREDENTIALS,
-        ]
-        .contains(&g.as_str())
-        {
+        if ![GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN, GRANT_CLIENT_CREDENTIALS].contains(&g.as_str()) {
             return Err(CoreError::invalid(
                 "--grant",
-                format!(
-                    "{g:?} is not one of authorization_code, refresh_token, client_credentials"
-                ),
+                format!("{g:?} is not one of authorization_code, refresh_token, client_credentials"),
             ));
         }
         if !grants.contains(&g) {
@@ -223,31 +192,18 @@ pub async fn create_client(
     }
     let redirect_uris = check_uris("--redirect-uri", &new.redirect_uris)?;
     if grants.iter().any(|g| g == GRANT_AUTHORIZATION_CODE) && redirect_uris.is_empty() {
-        return Err(CoreError::invalid(
-            "--redirect-uri",
-            "required with the authorization_code grant",
-        ));
+        return Err(CoreError::invalid("--redirect-uri", "required with the authorization_code grant"));
     }
     if grants == [GRANT_REFRESH_TOKEN] {
-        return Err(CoreError::invalid(
-            "--grant",
-            "refresh_token needs a grant that issues tokens",
-        ));
+        return Err(CoreError::invalid("--grant", "refresh_token needs a grant that issues tokens"));
     }
     let post_logout = check_uris("--post-logout-redirect-uri", &new.post_logout_redirect_uris)?;
     let signing_alg = new.signing_alg.unwrap_or_else(|| "RS256".to_owned());
     if !["RS256", "ES256", "EdDSA"].contains(&signing_alg.as_str()) {
-        return Err(CoreError::invalid(
-            "--signing-alg",
-            format!("{signing_alg:?} is not one of RS256, ES256, EdDSA"),
-        ));
+        return Err(CoreError::invalid("--signing-alg", format!("{signing_alg:?} is not one of RS256, ES256, EdDSA")));
     }
 
-    let secret = if new.public {
-        None
-    } else {
-        Some(random_token()?)
-    };
+    let secret = if new.public { None } else { Some(random_token()?) };
     let now = core.clock.now_naive();
     let row = ClientRow {
         id: random_id()?,
@@ -279,10 +235,7 @@ pub async fn create_client(
             })
         })
         .await?;
-    Ok(CreatedClient {
-        client: saved.into(),
-        client_secret: secret,
-    })
+    Ok(CreatedClient { client: saved.into(), client_secret: secret })
 }
 
 fn json_list(v: &[String]) -> String {
@@ -290,22 +243,12 @@ fn json_list(v: &[String]) -> String {
 }
 
 pub async fn list_clients(core: &Core) -> Result<Vec<Client>, CoreError> {
-    Ok(core
-        .db
-        .run(q::list)
-        .await?
-        .into_iter()
-        .map(Client::from)
-        .collect())
+    Ok(core.db.run(q::list).await?.into_iter().map(Client::from).collect())
 }
 
 pub async fn find_client(core: &Core, id: &str) -> Result<Option<Client>, CoreError> {
     let id = id.to_owned();
-    Ok(core
-        .db
-        .run(move |conn| q::find(conn, &id))
-        .await?
-        .map(Client::from))
+    Ok(core.db.run(move |conn| q::find(conn, &id)).await?.map(Client::from))
 }
 
 pub async fn delete_client(core: &Core, id: &str, actor: &Actor) -> Result<(), CoreError> {
@@ -321,8 +264,7 @@ pub async fn delete_client(core: &Core, id: &str, actor: &Actor) -> Result<(), C
                 audit::record(
                     conn,
                     now,
-                    &Event::new("client.deleted", &actor)
-                        .detail(serde_json::json!({ "client_id": id })),
+                    &Event::new("client.deleted", &actor).detail(serde_json::json!({ "client_id": id })),
                 )
             })
         })
@@ -350,16 +292,13 @@ pub async fn rotate_secret(core: &Core, id: &str, actor: &Actor) -> Result<Strin
                 audit::record(
                     conn,
                     now,
-                    &Event::new("client.secret_rotated", &actor)
-                        .detail(serde_json::json!({ "client_id": id })),
+                    &Event::new("client.secret_rotated", &actor).detail(serde_json::json!({ "client_id": id })),
                 )
             })
         })
         .await
         .map_err(|e| match e {
-            latchkey_db::DbError::Conflict(_) => {
-                CoreError::Conflict("A public client has no secret to rotate.".into())
-            }
+            latchkey_db::DbError::Conflict(_) => CoreError::Conflict("A public client has no secret to rotate.".into()),
             other => not_found("client")(other),
         })?;
     Ok(secret)
@@ -404,49 +343,22 @@ mod tests {
         ] {
             assert!(validate_redirect_uri(bad).is_err(), "{bad}");
         }
-        assert!(
-            validate_redirect_uri(&format!("https://a.example/{}", "x".repeat(MAX_URI_LEN)))
-                .is_err()
-        );
+        assert!(validate_redirect_uri(&format!("https://a.example/{}", "x".repeat(MAX_URI_LEN))).is_err());
     }
 
     #[test]
     fn unbuilt_options_are_refused() {
-        let base = NewClient {
-            name: "x".into(),
-            redirect_uris: vec!["https://a.example/cb".into()],
-            ..Default::default()
-        };
+        let base =
+            NewClient { name: "x".into(), redirect_uris: vec!["https://a.example/cb".into()], ..Default::default() };
         for c in [
-            NewClient {
-                require_mfa: true,
-                ..base.clone()
-            },
-            NewClient {
-                backchannel_logout_uri: Some("https://a.example/bc".into()),
-                ..base.clone()
-            },
-            NewClient {
-                post_logout_redirect_uris: vec!["https://a.example/".into()],
-                ..base.clone()
-            },
-            NewClient {
-                grants: vec![GRANT_CLIENT_CREDENTIALS.into()],
-                ..base.clone()
-            },
-            NewClient {
-                signing_alg: Some("ES256".into()),
-                ..base.clone()
-            },
-            NewClient {
-                signing_alg: Some("EdDSA".into()),
-                ..base.clone()
-            },
+            NewClient { require_mfa: true, ..base.clone() },
+            NewClient { backchannel_logout_uri: Some("https://a.example/bc".into()), ..base.clone() },
+            NewClient { post_logout_redirect_uris: vec!["https://a.example/".into()], ..base.clone() },
+            NewClient { grants: vec![GRANT_CLIENT_CREDENTIALS.into()], ..base.clone() },
+            NewClient { signing_alg: Some("ES256".into()), ..base.clone() },
+            NewClient { signing_alg: Some("EdDSA".into()), ..base.clone() },
         ] {
-            assert!(
-                matches!(refuse_unbuilt(&c), Err(CoreError::NotBuilt(_))),
-                "{c:?}"
-            );
+            assert!(matches!(refuse_unbuilt(&c), Err(CoreError::NotBuilt(_))), "{c:?}");
         }
         assert!(refuse_unbuilt(&base).is_ok());
     }

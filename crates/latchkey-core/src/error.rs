@@ -10,10 +10,7 @@ use crate::password::{HashError, PasswordProblem};
 pub enum CoreError {
     /// Input that cannot be accepted; `field` names it as users see it.
     #[error("{field}: {message}")]
-    Invalid {
-        field: &'static str,
-        message: String,
-    },
+    Invalid { field: &'static str, message: String },
     #[error("{0}")]
     WeakPassword(#[from] PasswordProblem),
     #[error("{0} not found")]
@@ -36,10 +33,7 @@ pub enum CoreError {
 
 impl CoreError {
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        CoreError::Invalid {
-            field,
-            message: message.into(),
-        }
+        CoreError::Invalid { field, message: message.into() }
     }
 }
 

@@ -38,10 +38,7 @@ pub struct Core {
 
 impl std::fmt::Debug for Core {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Core")
-            .field("db", &self.db)
-            .field("secrets", &self.secrets)
-            .finish_non_exhaustive()
+        f.debug_struct("Core").field("db", &self.db).field("secrets", &self.secrets).finish_non_exhaustive()
     }
 }
 
@@ -64,8 +61,7 @@ impl Core {
     /// Builds the core: creates `data_dir` where embedded mode needs it,
     /// prepares the database pool (without connecting) and loads the keys.
     pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Core, StartError> {
-        let needs_data_dir = settings.is_embedded()
-            || matches!(settings.secrets, settings::SecretsSettings::DataDir);
+        let needs_data_dir = settings.is_embedded() || matches!(settings.secrets, settings::SecretsSettings::DataDir);
         if needs_data_dir {
             std::fs::create_dir_all(&settings.data_dir).map_err(|e| StartError::DataDir {
                 path: settings.data_dir.display().to_string(),
@@ -74,16 +70,11 @@ impl Core {
         }
         let db = Db::connect(
             &settings.database.url,
-            &PoolOptions {
-                max_size: settings.database.pool_size,
-                acquire_timeout: settings.database.acquire_timeout,
-            },
+            &PoolOptions { max_size: settings.database.pool_size, acquire_timeout: settings.database.acquire_timeout },
         )
         .map_err(|e| StartError::Database(e.to_string()))?;
-        let secrets =
-            SecretBox::from_settings(&settings).map_err(|e| StartError::Secrets(e.to_string()))?;
-        let hasher = Hasher::from_settings(&settings.passwords)
-            .map_err(|e| StartError::Hasher(e.to_string()))?;
+        let secrets = SecretBox::from_settings(&settings).map_err(|e| StartError::Secrets(e.to_string()))?;
+        let hasher = Hasher::from_settings(&settings.passwords).map_err(|e| StartError::Hasher(e.to_string()))?;
         Ok(Core {
             password_policy: PasswordPolicy::from_settings(&settings.passwords),
             settings: Arc::new(settings),

@@ -28,12 +28,7 @@ static COMMON: &str = include_str!("../data/common-passwords.txt");
 
 fn common_passwords() -> &'static HashSet<&'static str> {
     static SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
-    SET.get_or_init(|| {
-        COMMON
-            .lines()
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .collect()
-    })
+    SET.get_or_init(|| COMMON.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).collect())
 }
 
 /// Why a new password is refused; the text is for the person choosing it.
@@ -58,10 +53,7 @@ pub struct PasswordPolicy {
 
 impl PasswordPolicy {
     pub fn from_settings(s: &PasswordSettings) -> Self {
-        PasswordPolicy {
-            min_length: s.min_length,
-            min_strength: s.min_strength,
-        }
+        PasswordPolicy { min_length: s.min_length, min_strength: s.min_strength }
     }
 
     /// Checks a new password; `user_inputs` (email, name) count as guessable.
@@ -81,19 +73,14 @@ impl PasswordPolicy {
         let mut inputs: Vec<&str> = Vec::new();
         for i in user_inputs {
             inputs.push(i);
-            inputs.extend(
-                i.split(|c: char| !c.is_alphanumeric())
-                    .filter(|p| p.len() >= 3),
-            );
+            inputs.extend(i.split(|c: char| !c.is_alphanumeric()).filter(|p| p.len() >= 3));
         }
         let estimate = zxcvbn::zxcvbn(&probe, &inputs);
         if (estimate.score() as u8) < self.min_strength {
             let hint = estimate
                 .feedback()
                 .and_then(|f| f.warning().map(|w| w.to_string()))
-                .unwrap_or_else(|| {
-                    "Add more words or characters that are hard to guess.".to_owned()
-                });
+                .unwrap_or_else(|| "Add more words or characters that are hard to guess.".to_owned());
             return Err(PasswordProblem::Weak(hint));
         }
         Ok(())
@@ -106,8 +93,7 @@ pub fn hash_blocking(password: &str, cost: u32) -> Result<String, HashError> {
         return Err(HashError::TooLong);
     }
     if password.len() > BCRYPT_MAX {
-        let h = bcrypt::non_truncating_hash(prehash(password), cost)
-            .map_err(|_| HashError::Internal)?;
+        let h = bcrypt::non_truncating_hash(prehash(password), cost).map_err(|_| HashError::Internal)?;
         Ok(format!("{PREHASH_MARK}{h}"))
     } else {
         bcrypt::non_truncating_hash(password, cost).map_err(|_| HashError::Internal)
@@ -120,9 +106,7 @@ pub fn verify_blocking(password: &str, stored: &str) -> bool {
         return false;
     }
     match stored.strip_prefix(PREHASH_MARK) {
-        Some(h) if password.len() > BCRYPT_MAX => {
-            bcrypt::non_truncating_verify(prehash(password), h).unwrap_or(false)
-        }
+        Some(h) if password.len() > BCRYPT_MAX => bcrypt::non_truncating_verify(prehash(password), h).unwrap_or(false),
         Some(_) => false,
         None if password.len() > BCRYPT_MAX => false,
         None => bcrypt::non_truncating_verify(password, stored).unwrap_or(false),
@@ -155,10 +139,7 @@ pub struct Hasher {
 
 impl std::fmt::Debug for Hasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hasher")
-            .field("cost", &self.cost)
-            .field("queued", &self.queue_depth())
-            .finish()
+        f.debug_struct("Hasher").field("cost", &self.cost).field("queued", &self.queue_depth()).finish()
     }
 }
 
@@ -168,26 +149,20 @@ impl Hasher {
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..threads.max(1) {
             let rx: Arc<Mutex<Receiver<Job>>> = Arc::clone(&rx);
-            std::thread::Builder::new()
-                .name(format!("latchkey-hash-{i}"))
-                .spawn(move || {
-                    loop {
-                        let job = {
-                            let guard = rx.lock().unwrap_or_else(|p| p.into_inner());
-                            guard.recv()
-                        };
-                        match job {
-                            Ok(job) => job(),
-                            Err(_) => break, // every sender is gone
-                        }
+            std::thread::Builder::new().name(format!("latchkey-hash-{i}")).spawn(move || {
+                loop {
+                    let job = {
+                        let guard = rx.lock().unwrap_or_else(|p| p.into_inner());
+                        guard.recv()
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => break, // every sender is gone
                     }
-                })?;
+                }
+            })?;
         }
-        Ok(Hasher {
-            tx,
-            queued: Arc::new(AtomicUsize::new(0)),
-            cost,
-        })
+        Ok(Hasher { tx, queued: Arc::new(AtomicUsize::new(0)), cost })
     }
 
     pub fn from_settings(s: &PasswordSettings) -> std::io::Result<Hasher> {
@@ -244,49 +219,24 @@ mod tests {
     use super::*;
 
     fn policy() -> PasswordPolicy {
-        PasswordPolicy {
-            min_length: 8,
-            min_strength: 3,
-        }
+        PasswordPolicy { min_length: 8, min_strength: 3 }
     }
 
     #[test]
     fn length_rules() {
-        assert_eq!(
-            policy().check("Ab3$xyz", &[]),
-            Err(PasswordProblem::TooShort(8))
-        );
+        assert_eq!(policy().check("Ab3$xyz", &[]), Err(PasswordProblem::TooShort(8)));
         // Eight characters counted as characters, not bytes.
-        assert_eq!(
-            policy().check("ñññññññ", &[]),
-            Err(PasswordProblem::TooShort(8))
-        );
-        assert_eq!(
-            policy().check(&"a".repeat(MAX_PASSWORD_BYTES + 1), &[]),
-            Err(PasswordProblem::TooLong)
-        );
+        assert_eq!(policy().check("ñññññññ", &[]), Err(PasswordProblem::TooShort(8)));
+        assert_eq!(policy().check(&"a".repeat(MAX_PASSWORD_BYTES + 1), &[]), Err(PasswordProblem::TooLong));
     }
 
     #[test]
     fn common_and_weak_passwords_are_refused() {
-        assert_eq!(
-            policy().check("password123", &[]),
-            Err(PasswordProblem::Common)
-        );
-        assert_eq!(
-            policy().check("PassWord123", &[]),
-            Err(PasswordProblem::Common),
-            "case does not help"
-        );
+        assert_eq!(policy().check("password123", &[]), Err(PasswordProblem::Common));
+        assert_eq!(policy().check("PassWord123", &[]), Err(PasswordProblem::Common), "case does not help");
+        assert!(matches!(policy().check("aaaaaaaaaa", &[]), Err(PasswordProblem::Weak(_))));
         assert!(matches!(
-            policy().check("aaaaaaaaaa", &[]),
-            Err(PasswordProblem::Weak(_))
-        ));
-        assert!(matches!(
-            policy().check(
-                "jordanmitchell1990",
-                &["jordan.mitchell1990@example.com", "Jordan Mitchell"]
-            ),
+            policy().check("jordanmitchell1990", &["jordan.mitchell1990@example.com", "Jordan Mitchell"]),
             Err(PasswordProblem::Weak(_))
         ));
         assert_eq!(policy().check("correct horse battery staple", &[]), Ok(()));
@@ -316,14 +266,8 @@ mod tests {
         let h = hash_blocking(&long_a, 10).expect("hash");
         assert!(h.starts_with(PREHASH_MARK));
         assert!(verify_blocking(&long_a, &h));
-        assert!(
-            !verify_blocking(&long_b, &h),
-            "a different 73rd byte must not verify"
-        );
-        assert!(
-            !verify_blocking(&exactly, &h),
-            "the 72-byte prefix must not verify"
-        );
+        assert!(!verify_blocking(&long_b, &h), "a different 73rd byte must not verify");
+        assert!(!verify_blocking(&exactly, &h), "the 72-byte prefix must not verify");
         assert!(!verify_blocking(&long_a, &h72));
 
         // The pre-hash itself, presented as a password, does not verify.
@@ -336,20 +280,14 @@ mod tests {
         assert!(verify_blocking(&emoji, &he));
         assert!(!verify_blocking(&"🔑".repeat(18), &he));
 
-        assert_eq!(
-            hash_blocking(&"x".repeat(MAX_PASSWORD_BYTES + 1), 10),
-            Err(HashError::TooLong)
-        );
+        assert_eq!(hash_blocking(&"x".repeat(MAX_PASSWORD_BYTES + 1), 10), Err(HashError::TooLong));
     }
 
     #[tokio::test]
     async fn pool_hashes_and_verifies() {
         let pool = Hasher::new(2, 8, 10).expect("pool");
         let h = pool.hash("vR7#qLp2!mZx".into()).await.expect("hash");
-        assert_eq!(
-            pool.verify("vR7#qLp2!mZx".into(), h.clone()).await,
-            Ok(true)
-        );
+        assert_eq!(pool.verify("vR7#qLp2!mZx".into(), h.clone()).await, Ok(true));
         assert_eq!(pool.verify("wrong".into(), h).await, Ok(false));
         assert_eq!(pool.queue_depth(), 0);
     }
@@ -377,10 +315,7 @@ mod tests {
         }
         // …the next is refused at once.
         assert_eq!(pool.hash("vR7#qLp2!mZx".into()).await, Err(HashError::Busy));
-        assert_eq!(
-            pool.verify("x".into(), "y".into()).await,
-            Err(HashError::Busy)
-        );
+        assert_eq!(pool.verify("x".into(), "y".into()).await, Err(HashError::Busy));
         release_tx.send(()).expect("release");
         assert_eq!(blocker.await.expect("join"), Ok(()));
         assert!(queued.await.expect("join").is_ok());

@@ -40,14 +40,8 @@ pub async fn rewrap_all(core: &Core) -> Result<RewrapReport, CoreError> {
     rewrap_columns(core, SEALED_COLUMNS).await
 }
 
-pub async fn rewrap_columns(
-    core: &Core,
-    columns: &'static [SealedColumn],
-) -> Result<RewrapReport, CoreError> {
-    let mut report = RewrapReport {
-        primary_key_id: core.secrets.primary_kid().to_owned(),
-        ..Default::default()
-    };
+pub async fn rewrap_columns(core: &Core, columns: &'static [SealedColumn]) -> Result<RewrapReport, CoreError> {
+    let mut report = RewrapReport { primary_key_id: core.secrets.primary_kid().to_owned(), ..Default::default() };
     for col in columns {
         let rows = core.db.run(col.load).await?;
         for (id, sealed) in rows {

@@ -76,10 +76,7 @@ impl SecretBox {
                 return Err(SecretError::DuplicateKey);
             }
             let unbound = UnboundKey::new(&AES_256_GCM, k).map_err(|_| SecretError::Crypto)?;
-            out.push(Key {
-                kid,
-                key: LessSafeKey::new(unbound),
-            });
+            out.push(Key { kid, key: LessSafeKey::new(unbound) });
         }
         Ok(SecretBox { keys: out })
     }
@@ -89,9 +86,7 @@ impl SecretBox {
     pub fn from_settings(settings: &Settings) -> Result<SecretBox, SecretError> {
         match &settings.secrets {
             SecretsSettings::Configured(keys) => SecretBox::new(keys),
-            SecretsSettings::DataDir => {
-                SecretBox::new(&[load_or_create_key_file(&settings.data_dir)?])
-            }
+            SecretsSettings::DataDir => SecretBox::new(&[load_or_create_key_file(&settings.data_dir)?]),
         }
     }
 
@@ -106,37 +101,23 @@ impl SecretBox {
         let mut buf = plaintext.to_vec();
         let aad = associated_data(&key.kid, context);
         key.key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce_bytes),
-                Aad::from(aad.as_slice()),
-                &mut buf,
-            )
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce_bytes), Aad::from(aad.as_slice()), &mut buf)
             .map_err(|_| SecretError::Crypto)?;
         let mut body = Vec::with_capacity(NONCE_LEN + buf.len());
         body.extend_from_slice(&nonce_bytes);
         body.extend_from_slice(&buf);
-        Ok(format!(
-            "{VERSION}.{}.{}",
-            key.kid,
-            URL_SAFE_NO_PAD.encode(body)
-        ))
+        Ok(format!("{VERSION}.{}.{}", key.kid, URL_SAFE_NO_PAD.encode(body)))
     }
 
     pub fn open(&self, context: &str, sealed: &str) -> Result<Vec<u8>, SecretError> {
         let (kid, body) = parse(sealed)?;
-        let key = self
-            .keys
-            .iter()
-            .find(|k| k.kid == kid)
-            .ok_or_else(|| SecretError::UnknownKey(kid.to_owned()))?;
+        let key = self.keys.iter().find(|k| k.kid == kid).ok_or_else(|| SecretError::UnknownKey(kid.to_owned()))?;
         let (nonce, ct) = body.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SecretError::Malformed)?;
         let mut buf = ct.to_vec();
         let aad = associated_data(kid, context);
-        let plain = key
-            .key
-            .open_in_place(nonce, Aad::from(aad.as_slice()), &mut buf)
-            .map_err(|_| SecretError::Tampered)?;
+        let plain =
+            key.key.open_in_place(nonce, Aad::from(aad.as_slice()), &mut buf).map_err(|_| SecretError::Tampered)?;
         Ok(plain.to_vec())
     }
 
@@ -163,9 +144,7 @@ fn parse(sealed: &str) -> Result<(&str, Vec<u8>), SecretError> {
     if kid.len() != 8 || !kid.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(SecretError::Malformed);
     }
-    let body = URL_SAFE_NO_PAD
-        .decode(body)
-        .map_err(|_| SecretError::Malformed)?;
+    let body = URL_SAFE_NO_PAD.decode(body).map_err(|_| SecretError::Malformed)?;
     if body.len() < NONCE_LEN + TAG_LEN {
         return Err(SecretError::Malformed);
     }
@@ -176,23 +155,16 @@ fn parse(sealed: &str) -> Result<(&str, Vec<u8>), SecretError> {
 pub fn load_or_create_key_file(dir: &Path) -> Result<[u8; 32], SecretError> {
     let path = dir.join(KEY_FILE);
     match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            decode_key(&text).map_err(|m| SecretError::KeyFile(format!("{}: {m}", path.display())))
-        }
+        Ok(text) => decode_key(&text).map_err(|m| SecretError::KeyFile(format!("{}: {m}", path.display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                SecretError::KeyFile(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| SecretError::KeyFile(format!("cannot create {}: {e}", dir.display())))?;
             let key = random_bytes::<32>().map_err(|_| SecretError::Crypto)?;
-            write_private(&path, format!("{}\n", STANDARD.encode(key)).as_bytes()).map_err(
-                |e| SecretError::KeyFile(format!("cannot write {}: {e}", path.display())),
-            )?;
+            write_private(&path, format!("{}\n", STANDARD.encode(key)).as_bytes())
+                .map_err(|e| SecretError::KeyFile(format!("cannot write {}: {e}", path.display())))?;
             Ok(key)
         }
-        Err(e) => Err(SecretError::KeyFile(format!(
-            "cannot read {}: {e}",
-            path.display()
-        ))),
+        Err(e) => Err(SecretError::KeyFile(format!("cannot read {}: {e}", path.display()))),
     }
 }
 
@@ -226,11 +198,7 @@ mod tests {
         assert!(c.starts_with(&format!("lk1.{}.", b.primary_kid())));
         assert!(!c.contains("JBSWY3DP"));
         assert_eq!(b.open("totp:u1", &c).expect("open"), b"JBSWY3DPEHPK3PXP");
-        assert_ne!(
-            c,
-            b.seal("totp:u1", b"JBSWY3DPEHPK3PXP").expect("seal"),
-            "nonces differ"
-        );
+        assert_ne!(c, b.seal("totp:u1", b"JBSWY3DPEHPK3PXP").expect("seal"), "nonces differ");
     }
 
     #[test]
@@ -252,25 +220,16 @@ mod tests {
             assert_eq!(b.open("ctx", &t), Err(SecretError::Tampered), "byte {i}");
             raw[i] ^= 1;
         }
-        let truncated = format!(
-            "{head}.{}",
-            URL_SAFE_NO_PAD.encode(&raw[..NONCE_LEN + TAG_LEN - 1])
-        );
+        let truncated = format!("{head}.{}", URL_SAFE_NO_PAD.encode(&raw[..NONCE_LEN + TAG_LEN - 1]));
         assert_eq!(b.open("ctx", &truncated), Err(SecretError::Malformed));
     }
 
     #[test]
     fn malformed_input_is_refused() {
         let b = sb(&[[1; 32]]);
-        for bad in [
-            "",
-            "lk1",
-            "lk1.abc",
-            "lk2.00000000.AAAA",
-            "lk1.zzzzzzzz.AAAA",
-            "lk1.0000000.AAAA",
-            "lk1.00000000.!!!",
-        ] {
+        for bad in
+            ["", "lk1", "lk1.abc", "lk2.00000000.AAAA", "lk1.zzzzzzzz.AAAA", "lk1.0000000.AAAA", "lk1.00000000.!!!"]
+        {
             assert_eq!(b.open("ctx", bad), Err(SecretError::Malformed), "{bad:?}");
         }
     }
@@ -289,10 +248,7 @@ mod tests {
         let old = sb(&[[9; 32]]);
         let c = old.seal("ctx", b"v").expect("seal");
         let b = sb(&[[1; 32]]);
-        assert_eq!(
-            b.open("ctx", &c),
-            Err(SecretError::UnknownKey(key_id(&[9; 32])))
-        );
+        assert_eq!(b.open("ctx", &c), Err(SecretError::UnknownKey(key_id(&[9; 32]))));
     }
 
     #[test]
@@ -302,32 +258,19 @@ mod tests {
         // New key first, old key still listed: old ciphertexts open.
         let rotated = sb(&[[2; 32], [1; 32]]);
         assert_eq!(rotated.open("ctx", &c_old).expect("open"), b"value");
-        let c_new = rotated
-            .rewrap("ctx", &c_old)
-            .expect("rewrap")
-            .expect("changed");
+        let c_new = rotated.rewrap("ctx", &c_old).expect("rewrap").expect("changed");
         assert!(c_new.starts_with(&format!("lk1.{}.", key_id(&[2; 32]))));
-        assert_eq!(
-            rotated.rewrap("ctx", &c_new).expect("rewrap"),
-            None,
-            "already under the first key"
-        );
+        assert_eq!(rotated.rewrap("ctx", &c_new).expect("rewrap"), None, "already under the first key");
         // Once rewrapped, the old key can be dropped.
         let only_new = sb(&[[2; 32]]);
         assert_eq!(only_new.open("ctx", &c_new).expect("open"), b"value");
-        assert!(matches!(
-            only_new.open("ctx", &c_old),
-            Err(SecretError::UnknownKey(_))
-        ));
+        assert!(matches!(only_new.open("ctx", &c_old), Err(SecretError::UnknownKey(_))));
     }
 
     #[test]
     fn key_lists_are_checked() {
         assert_eq!(SecretBox::new(&[]).err(), Some(SecretError::NoKeys));
-        assert_eq!(
-            SecretBox::new(&[[1; 32], [1; 32]]).err(),
-            Some(SecretError::DuplicateKey)
-        );
+        assert_eq!(SecretBox::new(&[[1; 32], [1; 32]]).err(), Some(SecretError::DuplicateKey));
     }
 
     #[test]
@@ -340,16 +283,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(sub.join(KEY_FILE))
-                .expect("meta")
-                .permissions()
-                .mode();
+            let mode = std::fs::metadata(sub.join(KEY_FILE)).expect("meta").permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         std::fs::write(sub.join(KEY_FILE), "garbage").expect("write");
-        assert!(matches!(
-            load_or_create_key_file(&sub),
-            Err(SecretError::KeyFile(_))
-        ));
+        assert!(matches!(load_or_create_key_file(&sub), Err(SecretError::KeyFile(_))));
     }
 }

@@ -23,10 +23,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError {
-            key: key.into(),
-            message: message.into(),
-        }
+        ConfigError { key: key.into(), message: message.into() }
     }
 }
 
@@ -113,13 +110,9 @@ fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<S
     Ok(match Option::<OneOrMany>::deserialize(d)? {
         None => None,
         Some(OneOrMany::Many(v)) => Some(v),
-        Some(OneOrMany::One(s)) => Some(
-            s.split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(str::to_owned)
-                .collect(),
-        ),
+        Some(OneOrMany::One(s)) => {
+            Some(s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect())
+        }
     })
 }
 
@@ -210,16 +203,10 @@ fn is_reserved_env(name: &str) -> bool {
 
 impl Settings {
     /// Loads the file (if any) and the `LATCHKEY_*` variables among `env`.
-    pub fn load(
-        file: Option<&Path>,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Settings, ConfigError> {
+    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Settings, ConfigError> {
         let text = match file {
             Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
-                ConfigError::new(
-                    "--config",
-                    format!("cannot read {}: {}", path.display(), io_reason(&e)),
-                )
+                ConfigError::new("--config", format!("cannot read {}: {}", path.display(), io_reason(&e)))
             })?),
             None => None,
         };
@@ -231,10 +218,8 @@ impl Settings {
         toml_text: Option<&str>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Settings, ConfigError> {
-        let vars: config::Map<String, String> = env
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("LATCHKEY_") && !is_reserved_env(k))
-            .collect();
+        let vars: config::Map<String, String> =
+            env.into_iter().filter(|(k, _)| k.starts_with("LATCHKEY_") && !is_reserved_env(k)).collect();
         for key in vars.keys() {
             let rest = &key["LATCHKEY_".len()..];
             if rest.is_empty() || rest.split("__").any(str::is_empty) {
@@ -246,37 +231,21 @@ impl Settings {
             builder = builder.add_source(config::File::from_str(text, config::FileFormat::Toml));
         }
         builder = builder.add_source(
-            config::Environment::with_prefix("LATCHKEY")
-                .prefix_separator("_")
-                .separator("__")
-                .source(Some(vars)),
+            config::Environment::with_prefix("LATCHKEY").prefix_separator("_").separator("__").source(Some(vars)),
         );
-        let cfg = builder
-            .build()
-            .map_err(|e| ConfigError::new("config file", one_line(&e.to_string())))?;
+        let cfg = builder.build().map_err(|e| ConfigError::new("config file", one_line(&e.to_string())))?;
         let raw: RawSettings = serde_path_to_error::deserialize(cfg).map_err(|e| {
             let key = e.path().to_string();
-            ConfigError::new(
-                if key == "." { "config".to_owned() } else { key },
-                one_line(&e.into_inner().to_string()),
-            )
+            ConfigError::new(if key == "." { "config".to_owned() } else { key }, one_line(&e.into_inner().to_string()))
         })?;
         Self::validate(raw)
     }
 
     fn validate(raw: RawSettings) -> Result<Settings, ConfigError> {
         for (key, set, what) in [
-            (
-                "sessions",
-                raw.sessions.is_some(),
-                "the Redis session store",
-            ),
+            ("sessions", raw.sessions.is_some(), "the Redis session store"),
             ("mail", raw.mail.is_some(), "sending mail"),
-            (
-                "providers",
-                raw.providers.is_some(),
-                "upstream sign-in providers",
-            ),
+            ("providers", raw.providers.is_some(), "upstream sign-in providers"),
             ("limits", raw.limits.is_some(), "configurable rate limits"),
             ("keys", raw.keys.is_some(), "signing-key settings"),
         ] {
@@ -297,33 +266,19 @@ impl Settings {
         let db_url = secret_or_file("database.url", raw.database.url, raw.database.url_file)?;
         let (url, embedded) = match db_url {
             Some(u) => (u, false),
-            None => (
-                format!("sqlite://{}", data_dir.join("latchkey.db").display()),
-                true,
-            ),
+            None => (format!("sqlite://{}", data_dir.join("latchkey.db").display()), true),
         };
-        let target = latchkey_db::DbTarget::parse(&url)
-            .map_err(|e| ConfigError::new("database.url", e.to_string()))?;
+        let target = latchkey_db::DbTarget::parse(&url).map_err(|e| ConfigError::new("database.url", e.to_string()))?;
         let pool_size = raw.database.pool_size.unwrap_or(10);
         if !(1..=500).contains(&pool_size) {
-            return Err(ConfigError::new(
-                "database.pool_size",
-                "must be between 1 and 500",
-            ));
+            return Err(ConfigError::new("database.pool_size", "must be between 1 and 500"));
         }
         let acquire_ms = raw.database.acquire_timeout_ms.unwrap_or(2000);
         if !(50..=60_000).contains(&acquire_ms) {
-            return Err(ConfigError::new(
-                "database.acquire_timeout_ms",
-                "must be between 50 and 60000",
-            ));
+            return Err(ConfigError::new("database.acquire_timeout_ms", "must be between 50 and 60000"));
         }
-        let database = DatabaseSettings {
-            url,
-            embedded,
-            pool_size,
-            acquire_timeout: Duration::from_millis(acquire_ms),
-        };
+        let database =
+            DatabaseSettings { url, embedded, pool_size, acquire_timeout: Duration::from_millis(acquire_ms) };
 
         let secrets = validate_secrets(raw.secrets, target.backend)?;
         let passwords = validate_passwords(raw.passwords)?;
@@ -332,10 +287,7 @@ impl Settings {
                 "text" => LogFormat::Text,
                 "json" => LogFormat::Json,
                 other => {
-                    return Err(ConfigError::new(
-                        "log.format",
-                        format!("{other:?} is not one of text, json"),
-                    ));
+                    return Err(ConfigError::new("log.format", format!("{other:?} is not one of text, json")));
                 }
             },
             level: {
@@ -349,14 +301,7 @@ impl Settings {
                 level.to_ascii_lowercase()
             },
         };
-        Ok(Settings {
-            server,
-            data_dir,
-            database,
-            secrets,
-            passwords,
-            log,
-        })
+        Ok(Settings { server, data_dir, database, secrets, passwords, log })
     }
 
     /// Embedded mode: the database is the SQLite file under `data_dir`.
@@ -368,59 +313,37 @@ impl Settings {
 fn validate_server(raw: RawServer) -> Result<ServerSettings, ConfigError> {
     let bind_text = raw.bind.unwrap_or_else(|| DEFAULT_BIND.to_owned());
     let bind: SocketAddr = bind_text.trim().parse().map_err(|_| {
-        ConfigError::new(
-            "server.bind",
-            format!("{bind_text:?} is not an address and port such as 127.0.0.1:8080"),
-        )
+        ConfigError::new("server.bind", format!("{bind_text:?} is not an address and port such as 127.0.0.1:8080"))
     })?;
 
-    let public_text = raw
-        .public_url
-        .unwrap_or_else(|| DEFAULT_PUBLIC_URL.to_owned());
+    let public_text = raw.public_url.unwrap_or_else(|| DEFAULT_PUBLIC_URL.to_owned());
     let public_url = validate_public_url(&public_text)?;
     let https = public_url.starts_with("https://");
 
-    let trusted_proxies = parse_nets(
-        "server.trusted_proxies",
-        raw.trusted_proxies.unwrap_or_default(),
-    )?;
+    let trusted_proxies = parse_nets("server.trusted_proxies", raw.trusted_proxies.unwrap_or_default())?;
     let metrics_allow = match raw.metrics_allow {
         Some(list) => parse_nets("server.metrics_allow", list)?,
-        None => parse_nets(
-            "server.metrics_allow",
-            vec!["127.0.0.0/8".into(), "::1/128".into()],
-        )?,
+        None => parse_nets("server.metrics_allow", vec!["127.0.0.0/8".into(), "::1/128".into()])?,
     };
     let max_body_bytes = raw.max_body_bytes.unwrap_or(64 * 1024);
     if !(1024..=16 * 1024 * 1024).contains(&max_body_bytes) {
-        return Err(ConfigError::new(
-            "server.max_body_bytes",
-            "must be between 1024 and 16777216",
-        ));
+        return Err(ConfigError::new("server.max_body_bytes", "must be between 1024 and 16777216"));
     }
     let workers = match raw.workers {
         None => None,
         Some(n) if (1..=256).contains(&n) => Some(n as usize),
         Some(_) => {
-            return Err(ConfigError::new(
-                "server.workers",
-                "must be between 1 and 256",
-            ));
+            return Err(ConfigError::new("server.workers", "must be between 1 and 256"));
         }
     };
     let shutdown = raw.shutdown_timeout_secs.unwrap_or(30);
     if shutdown > 3600 {
-        return Err(ConfigError::new(
-            "server.shutdown_timeout_secs",
-            "must be at most 3600",
-        ));
+        return Err(ConfigError::new("server.shutdown_timeout_secs", "must be at most 3600"));
     }
     let security_contact = match raw.security_contact {
         Some(list) if !list.is_empty() => {
             for c in &list {
-                let ok = Url::parse(c)
-                    .map(|u| matches!(u.scheme(), "mailto" | "https" | "tel"))
-                    .unwrap_or(false);
+                let ok = Url::parse(c).map(|u| matches!(u.scheme(), "mailto" | "https" | "tel")).unwrap_or(false);
                 if !ok {
                     return Err(ConfigError::new(
                         "server.security_contact",
@@ -431,10 +354,7 @@ fn validate_server(raw: RawServer) -> Result<ServerSettings, ConfigError> {
             list
         }
         _ => {
-            let host = Url::parse(&public_url)
-                .ok()
-                .and_then(|u| u.host_str().map(str::to_owned))
-                .unwrap_or_default();
+            let host = Url::parse(&public_url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
             vec![format!("mailto:security@{host}")]
         }
     };
@@ -455,13 +375,9 @@ fn validate_server(raw: RawServer) -> Result<ServerSettings, ConfigError> {
 /// path, query, fragment or credentials. Returned without a trailing slash.
 pub fn validate_public_url(text: &str) -> Result<String, ConfigError> {
     const KEY: &str = "server.public_url";
-    let url = Url::parse(text.trim())
-        .map_err(|e| ConfigError::new(KEY, format!("{text:?} is not a URL ({e})")))?;
+    let url = Url::parse(text.trim()).map_err(|e| ConfigError::new(KEY, format!("{text:?} is not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(ConfigError::new(
-            KEY,
-            format!("scheme {:?} is not http or https", url.scheme()),
-        ));
+        return Err(ConfigError::new(KEY, format!("scheme {:?} is not http or https", url.scheme())));
     }
     match url.host() {
         Some(Host::Domain(_)) => {}
@@ -474,10 +390,7 @@ pub fn validate_public_url(text: &str) -> Result<String, ConfigError> {
         None => return Err(ConfigError::new(KEY, "has no host")),
     }
     if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-        return Err(ConfigError::new(
-            KEY,
-            "must not have a path, query or fragment",
-        ));
+        return Err(ConfigError::new(KEY, "must not have a path, query or fragment"));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(ConfigError::new(KEY, "must not carry credentials"));
@@ -491,17 +404,12 @@ fn parse_nets(key: &str, list: Vec<String>) -> Result<Vec<IpNet>, ConfigError> {
             let item = item.trim();
             item.parse::<IpNet>()
                 .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| {
-                    ConfigError::new(key, format!("{item:?} is not an IP address or CIDR range"))
-                })
+                .map_err(|_| ConfigError::new(key, format!("{item:?} is not an IP address or CIDR range")))
         })
         .collect()
 }
 
-fn validate_secrets(
-    raw: RawSecrets,
-    backend: latchkey_db::Backend,
-) -> Result<SecretsSettings, ConfigError> {
+fn validate_secrets(raw: RawSecrets, backend: latchkey_db::Backend) -> Result<SecretsSettings, ConfigError> {
     let mut entries: Vec<(String, String)> = Vec::new();
     let inline = raw.encryption_keys.unwrap_or_default();
     if !inline.is_empty() && raw.encryption_keys_file.is_some() {
@@ -515,22 +423,11 @@ fn validate_secrets(
     }
     if let Some(path) = raw.encryption_keys_file {
         let text = read_secret_file("secrets.encryption_keys_file", &path)?;
-        for (i, line) in text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .enumerate()
-        {
-            entries.push((
-                format!("secrets.encryption_keys_file (key {})", i + 1),
-                line.to_owned(),
-            ));
+        for (i, line) in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).enumerate() {
+            entries.push((format!("secrets.encryption_keys_file (key {})", i + 1), line.to_owned()));
         }
         if entries.is_empty() {
-            return Err(ConfigError::new(
-                "secrets.encryption_keys_file",
-                format!("{path} holds no key"),
-            ));
+            return Err(ConfigError::new("secrets.encryption_keys_file", format!("{path} holds no key")));
         }
     }
     if entries.is_empty() {
@@ -557,69 +454,40 @@ pub fn decode_key(text: &str) -> Result<[u8; 32], String> {
         .iter()
         .find_map(|e| e.decode(t).ok())
         .ok_or_else(|| "not valid base64".to_owned())?;
-    <[u8; 32]>::try_from(bytes.as_slice())
-        .map_err(|_| format!("must decode to 32 bytes, not {}", bytes.len()))
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| format!("must decode to 32 bytes, not {}", bytes.len()))
 }
 
 fn validate_passwords(raw: RawPasswords) -> Result<PasswordSettings, ConfigError> {
     let cost = raw.bcrypt_cost.unwrap_or(12);
     if !(MIN_BCRYPT_COST..=16).contains(&cost) {
-        return Err(ConfigError::new(
-            "passwords.bcrypt_cost",
-            format!("must be between {MIN_BCRYPT_COST} and 16"),
-        ));
+        return Err(ConfigError::new("passwords.bcrypt_cost", format!("must be between {MIN_BCRYPT_COST} and 16")));
     }
     let min_length = raw.min_length.unwrap_or(8);
     if !(8..=64).contains(&min_length) {
-        return Err(ConfigError::new(
-            "passwords.min_length",
-            "must be between 8 and 64",
-        ));
+        return Err(ConfigError::new("passwords.min_length", "must be between 8 and 64"));
     }
     let min_strength = raw.min_strength.unwrap_or(3);
     if min_strength > 4 {
-        return Err(ConfigError::new(
-            "passwords.min_strength",
-            "must be a zxcvbn score between 0 and 4",
-        ));
+        return Err(ConfigError::new("passwords.min_strength", "must be a zxcvbn score between 0 and 4"));
     }
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let hash_threads = raw.hash_threads.map(|n| n as usize).unwrap_or(cores);
     if !(1..=256).contains(&hash_threads) {
-        return Err(ConfigError::new(
-            "passwords.hash_threads",
-            "must be between 1 and 256",
-        ));
+        return Err(ConfigError::new("passwords.hash_threads", "must be between 1 and 256"));
     }
     let hash_queue = raw.hash_queue.map(|n| n as usize).unwrap_or(64);
     if !(1..=100_000).contains(&hash_queue) {
-        return Err(ConfigError::new(
-            "passwords.hash_queue",
-            "must be between 1 and 100000",
-        ));
+        return Err(ConfigError::new("passwords.hash_queue", "must be between 1 and 100000"));
     }
-    Ok(PasswordSettings {
-        bcrypt_cost: cost,
-        min_length: min_length as usize,
-        min_strength,
-        hash_threads,
-        hash_queue,
-    })
+    Ok(PasswordSettings { bcrypt_cost: cost, min_length: min_length as usize, min_strength, hash_threads, hash_queue })
 }
 
 /// A secret given inline or as `…_file` naming a file; not both.
-fn secret_or_file(
-    key: &str,
-    inline: Option<String>,
-    file: Option<String>,
-) -> Result<Option<String>, ConfigError> {
+fn secret_or_file(key: &str, inline: Option<String>, file: Option<String>) -> Result<Option<String>, ConfigError> {
     match (inline, file) {
-        (Some(_), Some(_)) => Err(ConfigError::new(
-            format!("{key}_file"),
-            format!("give either {key} or {key}_file, not both"),
-        )),
+        (Some(_), Some(_)) => {
+            Err(ConfigError::new(format!("{key}_file"), format!("give either {key} or {key}_file, not both")))
+        }
         (Some(v), None) => {
             if v.trim().is_empty() {
                 Err(ConfigError::new(key, "must not be empty"))
@@ -641,8 +509,7 @@ fn secret_or_file(
 }
 
 fn read_secret_file(key: &str, path: &str) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::new(key, format!("cannot read {path}: {}", io_reason(&e))))
+    std::fs::read_to_string(path).map_err(|e| ConfigError::new(key, format!("cannot read {path}: {}", io_reason(&e))))
 }
 
 fn io_reason(e: &std::io::Error) -> String {

@@ -45,20 +45,12 @@ impl DbTarget {
     /// `postgres://…` / `postgresql://…` or `sqlite://PATH`.
     pub fn parse(url: &str) -> Result<DbTarget, DbError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(DbTarget {
-                backend: Backend::Postgres,
-                target: url.to_owned(),
-            })
+            Ok(DbTarget { backend: Backend::Postgres, target: url.to_owned() })
         } else if let Some(path) = url.strip_prefix("sqlite://") {
             if path.is_empty() {
-                return Err(DbError::Config(
-                    "sqlite:// needs a file path, as in sqlite://./data/latchkey.db".into(),
-                ));
+                return Err(DbError::Config("sqlite:// needs a file path, as in sqlite://./data/latchkey.db".into()));
             }
-            Ok(DbTarget {
-                backend: Backend::Sqlite,
-                target: path.to_owned(),
-            })
+            Ok(DbTarget { backend: Backend::Sqlite, target: path.to_owned() })
         } else {
             let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
             Err(DbError::Config(if scheme.is_empty() {
@@ -91,9 +83,7 @@ impl ManageConnection for Manager {
 
     fn connect(&self) -> Result<DbConnection, DbError> {
         match self.target.backend {
-            Backend::Postgres => Ok(DbConnection::Pg(PgConnection::establish(
-                &self.target.target,
-            )?)),
+            Backend::Postgres => Ok(DbConnection::Pg(PgConnection::establish(&self.target.target)?)),
             Backend::Sqlite => {
                 let mut conn = SqliteConnection::establish(&self.target.target)?;
                 conn.batch_execute(SQLITE_PRAGMAS)?;
@@ -103,8 +93,7 @@ impl ManageConnection for Manager {
     }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), DbError> {
-        conn.batch_execute("SELECT 1")
-            .map_err(|e| DbError::Unavailable(e.to_string()))
+        conn.batch_execute("SELECT 1").map_err(|e| DbError::Unavailable(e.to_string()))
     }
 
     fn has_broken(&self, _conn: &mut DbConnection) -> bool {
@@ -123,10 +112,7 @@ pub struct PoolOptions {
 
 impl Default for PoolOptions {
     fn default() -> Self {
-        PoolOptions {
-            max_size: 10,
-            acquire_timeout: Duration::from_secs(2),
-        }
+        PoolOptions { max_size: 10, acquire_timeout: Duration::from_secs(2) }
     }
 }
 

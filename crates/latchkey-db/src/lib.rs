@@ -28,10 +28,7 @@ pub struct Db {
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db")
-            .field("backend", &self.backend)
-            .field("target", &self.label)
-            .finish()
+        f.debug_struct("Db").field("backend", &self.backend).field("target", &self.label).finish()
     }
 }
 
@@ -45,11 +42,7 @@ impl Db {
             Backend::Postgres => redact_url(url).into(),
             Backend::Sqlite => target.target.clone().into(),
         };
-        Ok(Db {
-            pool: connection::build_pool(target, opts),
-            backend,
-            label,
-        })
+        Ok(Db { pool: connection::build_pool(target, opts), backend, label })
     }
 
     pub fn backend(&self) -> Backend {
@@ -80,8 +73,7 @@ impl Db {
     pub async fn ping(&self) -> Result<(), DbError> {
         self.run(|conn| {
             use diesel::connection::SimpleConnection;
-            conn.batch_execute("SELECT 1")
-                .map_err(|e| DbError::Unavailable(e.to_string()))
+            conn.batch_execute("SELECT 1").map_err(|e| DbError::Unavailable(e.to_string()))
         })
         .await
     }
@@ -95,12 +87,12 @@ impl Db {
     pub async fn pending_migrations(&self) -> Result<Vec<String>, DbError> {
         self.run(|conn| {
             let names = match conn {
-                DbConnection::Pg(c) => c
-                    .pending_migrations(POSTGRES_MIGRATIONS)
-                    .map(|p| p.iter().map(|m| m.name().to_string()).collect()),
-                DbConnection::Sqlite(c) => c
-                    .pending_migrations(SQLITE_MIGRATIONS)
-                    .map(|p| p.iter().map(|m| m.name().to_string()).collect()),
+                DbConnection::Pg(c) => {
+                    c.pending_migrations(POSTGRES_MIGRATIONS).map(|p| p.iter().map(|m| m.name().to_string()).collect())
+                }
+                DbConnection::Sqlite(c) => {
+                    c.pending_migrations(SQLITE_MIGRATIONS).map(|p| p.iter().map(|m| m.name().to_string()).collect())
+                }
             };
             names.map_err(|e| DbError::Migration(e.to_string()))
         })
@@ -155,15 +147,9 @@ mod tests {
     use super::*;
 
     fn names(dir: &str) -> Vec<String> {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../migrations")
-            .join(dir);
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations").join(dir);
         let mut v: Vec<String> = std::fs::read_dir(root)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
+            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
             .unwrap_or_default();
         v.sort();
         v
@@ -179,39 +165,18 @@ mod tests {
 
     #[test]
     fn url_schemes() {
-        assert_eq!(
-            DbTarget::parse("postgres://u@h/db").map(|t| t.backend).ok(),
-            Some(Backend::Postgres)
-        );
-        assert_eq!(
-            DbTarget::parse("postgresql://u@h/db")
-                .map(|t| t.backend)
-                .ok(),
-            Some(Backend::Postgres)
-        );
+        assert_eq!(DbTarget::parse("postgres://u@h/db").map(|t| t.backend).ok(), Some(Backend::Postgres));
+        assert_eq!(DbTarget::parse("postgresql://u@h/db").map(|t| t.backend).ok(), Some(Backend::Postgres));
         let t = DbTarget::parse("sqlite://./data/x.db").ok();
-        assert_eq!(
-            t.map(|t| (t.backend, t.target)),
-            Some((Backend::Sqlite, "./data/x.db".to_owned()))
-        );
-        assert!(
-            matches!(DbTarget::parse("mysql://h/db"), Err(DbError::Config(m)) if m.contains("\"mysql\""))
-        );
-        assert!(matches!(
-            DbTarget::parse("sqlite://"),
-            Err(DbError::Config(_))
-        ));
-        assert!(
-            matches!(DbTarget::parse("just-a-file.db"), Err(DbError::Config(m)) if m.contains("not a URL"))
-        );
+        assert_eq!(t.map(|t| (t.backend, t.target)), Some((Backend::Sqlite, "./data/x.db".to_owned())));
+        assert!(matches!(DbTarget::parse("mysql://h/db"), Err(DbError::Config(m)) if m.contains("\"mysql\"")));
+        assert!(matches!(DbTarget::parse("sqlite://"), Err(DbError::Config(_))));
+        assert!(matches!(DbTarget::parse("just-a-file.db"), Err(DbError::Config(m)) if m.contains("not a URL")));
     }
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(
-            redact_url("postgres://app:s3cret@db:5432/lk"),
-            "postgres://app:***@db:5432/lk"
-        );
+        assert_eq!(redact_url("postgres://app:s3cret@db:5432/lk"), "postgres://app:***@db:5432/lk");
         assert_eq!(redact_url("postgres://app@db/lk"), "postgres://app@db/lk");
         assert_eq!(redact_url("postgres://db/lk"), "postgres://db/lk");
     }
@@ -232,10 +197,7 @@ mod tests {
     async fn unreachable_sqlite_folder_is_unavailable() {
         let db = Db::connect(
             "sqlite:///nonexistent-folder-latchkey/x.db",
-            &PoolOptions {
-                max_size: 1,
-                acquire_timeout: std::time::Duration::from_millis(300),
-            },
+            &PoolOptions { max_size: 1, acquire_timeout: std::time::Duration::from_millis(300) },
         )
         .expect("pool builds lazily");
         assert!(matches!(db.ping().await, Err(DbError::Unavailable(_))));

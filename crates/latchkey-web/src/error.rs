@@ -25,9 +25,7 @@ pub fn problem(status: StatusCode, title: &str, detail: Option<&str>) -> HttpRes
 
 /// A problem with extension members already in `body`.
 pub fn problem_body(status: StatusCode, body: serde_json::Value) -> HttpResponse {
-    HttpResponse::build(status)
-        .insert_header((header::CONTENT_TYPE, PROBLEM_JSON))
-        .body(body.to_string())
+    HttpResponse::build(status).insert_header((header::CONTENT_TYPE, PROBLEM_JSON)).body(body.to_string())
 }
 
 /// A `CoreError` on a JSON API.
@@ -38,9 +36,7 @@ pub struct ApiError(#[from] pub CoreError);
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match &self.0 {
-            CoreError::Invalid { .. } | CoreError::WeakPassword(_) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            CoreError::Invalid { .. } | CoreError::WeakPassword(_) => StatusCode::UNPROCESSABLE_ENTITY,
             CoreError::NotFound(_) => StatusCode::NOT_FOUND,
             CoreError::Conflict(_) => StatusCode::CONFLICT,
             CoreError::NotBuilt(_) => StatusCode::NOT_IMPLEMENTED,
@@ -55,11 +51,7 @@ impl ResponseError for ApiError {
         let mut res = match &self.0 {
             CoreError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
-                problem(
-                    status,
-                    title,
-                    Some("Something went wrong on our side. Try again later."),
-                )
+                problem(status, title, Some("Something went wrong on our side. Try again later."))
             }
             CoreError::Invalid { field, message } => problem_body(
                 status,
@@ -68,8 +60,7 @@ impl ResponseError for ApiError {
             other => problem(status, title, Some(&other.to_string())),
         };
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         res
     }
@@ -78,21 +69,12 @@ impl ResponseError for ApiError {
 /// The answer for paths we do not serve: a small page for browsers, a
 /// problem for everything else.
 pub async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
-    let wants_html = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/html"));
+    let wants_html =
+        req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"));
     if wants_html {
-        HttpResponse::NotFound()
-            .content_type("text/html; charset=utf-8")
-            .body(NOT_FOUND_PAGE)
+        HttpResponse::NotFound().content_type("text/html; charset=utf-8").body(NOT_FOUND_PAGE)
     } else {
-        problem(
-            StatusCode::NOT_FOUND,
-            "Not Found",
-            Some("There is nothing at this address."),
-        )
+        problem(StatusCode::NOT_FOUND, "Not Found", Some("There is nothing at this address."))
     }
 }
 

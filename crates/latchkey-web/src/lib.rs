@@ -23,11 +23,7 @@ pub struct ServeOptions {
 
 /// A server bound to its listeners, not yet polled: await it (or spawn it)
 /// to serve. `Server::handle()` stops it gracefully.
-pub fn build_server(
-    core: Core,
-    listeners: Vec<TcpListener>,
-    opts: &ServeOptions,
-) -> std::io::Result<Server> {
+pub fn build_server(core: Core, listeners: Vec<TcpListener>, opts: &ServeOptions) -> std::io::Result<Server> {
     let s = core.settings.server.clone();
     let data = Data::new(core);
     let max_body = s.max_body_bytes;
@@ -64,13 +60,9 @@ pub fn build_server(
 pub fn bind(core: &Core) -> std::io::Result<Vec<TcpListener>> {
     let addr = core.settings.server.bind;
     let mut out = vec![TcpListener::bind(addr)?];
-    let public_is_localhost =
-        url_host(&core.settings.server.public_url).as_deref() == Some("localhost");
+    let public_is_localhost = url_host(&core.settings.server.public_url).as_deref() == Some("localhost");
     if public_is_localhost && addr.ip() == std::net::Ipv4Addr::LOCALHOST && addr.port() != 0 {
-        match TcpListener::bind(SocketAddr::from((
-            std::net::Ipv6Addr::LOCALHOST,
-            addr.port(),
-        ))) {
+        match TcpListener::bind(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))) {
             Ok(l) => out.push(l),
             Err(e) => tracing::debug!(error = %e, "not listening on [::1]"),
         }
@@ -81,11 +73,5 @@ pub fn bind(core: &Core) -> std::io::Result<Vec<TcpListener>> {
 fn url_host(url: &str) -> Option<String> {
     let rest = url.split_once("://")?.1;
     let authority = rest.split('/').next()?;
-    Some(
-        authority
-            .rsplit_once(':')
-            .map(|(h, _)| h)
-            .unwrap_or(authority)
-            .to_owned(),
-    )
+    Some(authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority).to_owned())
 }

@@ -1,10 +1,7 @@
 use super::*;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 fn load(toml: Option<&str>, pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
@@ -32,10 +29,7 @@ fn defaults_are_embedded_mode() {
     assert_eq!(s.passwords.min_length, 8);
     assert_eq!(s.server.metrics_allow.len(), 2);
     assert!(s.server.trusted_proxies.is_empty());
-    assert_eq!(
-        s.server.security_contact,
-        vec!["mailto:security@localhost".to_owned()]
-    );
+    assert_eq!(s.server.security_contact, vec!["mailto:security@localhost".to_owned()]);
 }
 
 #[test]
@@ -72,20 +66,8 @@ fn file_then_environment() {
 
 #[test]
 fn lists_from_environment_are_comma_separated() {
-    let s = load(
-        None,
-        &[(
-            "LATCHKEY_SERVER__TRUSTED_PROXIES",
-            "10.1.2.3, 192.0.2.0/24,2001:db8::/32",
-        )],
-    )
-    .expect("loads");
-    let nets: Vec<String> = s
-        .server
-        .trusted_proxies
-        .iter()
-        .map(|n| n.to_string())
-        .collect();
+    let s = load(None, &[("LATCHKEY_SERVER__TRUSTED_PROXIES", "10.1.2.3, 192.0.2.0/24,2001:db8::/32")]).expect("loads");
+    let nets: Vec<String> = s.server.trusted_proxies.iter().map(|n| n.to_string()).collect();
     assert_eq!(nets, vec!["10.1.2.3/32", "192.0.2.0/24", "2001:db8::/32"]);
 }
 
@@ -109,114 +91,41 @@ fn string_values_stay_exact() {
 
 #[test]
 fn bad_values_name_their_key() {
+    assert_eq!(key_of(load(None, &[("LATCHKEY_SERVER__BIND", "not-an-address")])), "server.bind");
+    assert_eq!(key_of(load(None, &[("LATCHKEY_SERVER__BIND", "127.0.0.1")])), "server.bind");
+    assert_eq!(key_of(load(None, &[("LATCHKEY_SERVER__PUBLIC_URL", "http://127.0.0.1:8080")])), "server.public_url");
+    assert_eq!(key_of(load(None, &[("LATCHKEY_SERVER__PUBLIC_URL", "http://[::1]:8080")])), "server.public_url");
+    assert_eq!(key_of(load(None, &[("LATCHKEY_SERVER__PUBLIC_URL", "ftp://id.example.com")])), "server.public_url");
     assert_eq!(
-        key_of(load(None, &[("LATCHKEY_SERVER__BIND", "not-an-address")])),
-        "server.bind"
-    );
-    assert_eq!(
-        key_of(load(None, &[("LATCHKEY_SERVER__BIND", "127.0.0.1")])),
-        "server.bind"
-    );
-    assert_eq!(
-        key_of(load(
-            None,
-            &[("LATCHKEY_SERVER__PUBLIC_URL", "http://127.0.0.1:8080")]
-        )),
+        key_of(load(None, &[("LATCHKEY_SERVER__PUBLIC_URL", "https://id.example.com/sub")])),
         "server.public_url"
     );
+    assert_eq!(key_of(load(None, &[("LATCHKEY_SERVER__PUBLIC_URL", "nonsense")])), "server.public_url");
+    assert_eq!(key_of(load(None, &[("LATCHKEY_DATABASE__URL", "mysql://h/db")])), "database.url");
+    assert_eq!(key_of(load(None, &[("LATCHKEY_DATABASE__URL", "")])), "database.url");
     assert_eq!(
-        key_of(load(
-            None,
-            &[("LATCHKEY_SERVER__PUBLIC_URL", "http://[::1]:8080")]
-        )),
-        "server.public_url"
-    );
-    assert_eq!(
-        key_of(load(
-            None,
-            &[("LATCHKEY_SERVER__PUBLIC_URL", "ftp://id.example.com")]
-        )),
-        "server.public_url"
-    );
-    assert_eq!(
-        key_of(load(
-            None,
-            &[("LATCHKEY_SERVER__PUBLIC_URL", "https://id.example.com/sub")]
-        )),
-        "server.public_url"
-    );
-    assert_eq!(
-        key_of(load(None, &[("LATCHKEY_SERVER__PUBLIC_URL", "nonsense")])),
-        "server.public_url"
-    );
-    assert_eq!(
-        key_of(load(None, &[("LATCHKEY_DATABASE__URL", "mysql://h/db")])),
-        "database.url"
-    );
-    assert_eq!(
-        key_of(load(None, &[("LATCHKEY_DATABASE__URL", "")])),
-        "database.url"
-    );
-    assert_eq!(
-        key_of(load(
-            None,
-            &[(
-                "LATCHKEY_DATABASE__URL_FILE",
-                "/nonexistent/latchkey-db-url"
-            )]
-        )),
+        key_of(load(None, &[("LATCHKEY_DATABASE__URL_FILE", "/nonexistent/latchkey-db-url")])),
         "database.url_file"
     );
+    assert_eq!(key_of(load(None, &[("LATCHKEY_SERVER__TRUSTED_PROXIES", "10.0.0.0/33")])), "server.trusted_proxies");
+    assert_eq!(key_of(load(None, &[("LATCHKEY_SERVER__METRICS_ALLOW", "everyone")])), "server.metrics_allow");
+    assert_eq!(key_of(load(None, &[("LATCHKEY_PASSWORDS__BCRYPT_COST", "9")])), "passwords.bcrypt_cost");
+    assert_eq!(key_of(load(None, &[("LATCHKEY_PASSWORDS__BCRYPT_COST", "twelve")])), "passwords.bcrypt_cost");
+    assert_eq!(key_of(load(None, &[("LATCHKEY_LOG__FORMAT", "xml")])), "log.format");
     assert_eq!(
-        key_of(load(
-            None,
-            &[("LATCHKEY_SERVER__TRUSTED_PROXIES", "10.0.0.0/33")]
-        )),
-        "server.trusted_proxies"
-    );
-    assert_eq!(
-        key_of(load(
-            None,
-            &[("LATCHKEY_SERVER__METRICS_ALLOW", "everyone")]
-        )),
-        "server.metrics_allow"
-    );
-    assert_eq!(
-        key_of(load(None, &[("LATCHKEY_PASSWORDS__BCRYPT_COST", "9")])),
-        "passwords.bcrypt_cost"
-    );
-    assert_eq!(
-        key_of(load(None, &[("LATCHKEY_PASSWORDS__BCRYPT_COST", "twelve")])),
-        "passwords.bcrypt_cost"
-    );
-    assert_eq!(
-        key_of(load(None, &[("LATCHKEY_LOG__FORMAT", "xml")])),
-        "log.format"
-    );
-    assert_eq!(
-        key_of(load(
-            None,
-            &[("LATCHKEY_SERVER__SECURITY_CONTACT", "security@example.com")]
-        )),
+        key_of(load(None, &[("LATCHKEY_SERVER__SECURITY_CONTACT", "security@example.com")])),
         "server.security_contact"
     );
 }
 
 #[test]
 fn unknown_keys_are_refused_with_their_path() {
-    let e = load(None, &[("LATCHKEY_SERVER__BND", "127.0.0.1:1")])
-        .err()
-        .expect("refused");
+    let e = load(None, &[("LATCHKEY_SERVER__BND", "127.0.0.1:1")]).err().expect("refused");
     assert_eq!(e.key, "server");
     assert!(e.message.contains("bnd"), "{}", e.message);
-    let e = load(Some("[databse]\nurl = \"x\""), &[])
-        .err()
-        .expect("refused");
+    let e = load(Some("[databse]\nurl = \"x\""), &[]).err().expect("refused");
     assert!(e.message.contains("databse"), "{}", e.message);
-    assert_eq!(
-        key_of(load(None, &[("LATCHKEY__SERVER", "x")])),
-        "LATCHKEY__SERVER"
-    );
+    assert_eq!(key_of(load(None, &[("LATCHKEY__SERVER", "x")])), "LATCHKEY__SERVER");
 }
 
 #[test]
@@ -242,27 +151,15 @@ fn unbuilt_sections_are_refused_not_ignored() {
 
 #[test]
 fn postgres_needs_encryption_keys() {
+    assert_eq!(key_of(load(None, &[("LATCHKEY_DATABASE__URL", "postgres://u@h/db")])), "secrets.encryption_keys");
     assert_eq!(
         key_of(load(
             None,
-            &[("LATCHKEY_DATABASE__URL", "postgres://u@h/db")]
-        )),
-        "secrets.encryption_keys"
-    );
-    assert_eq!(
-        key_of(load(
-            None,
-            &[
-                ("LATCHKEY_DATABASE__URL", "postgres://u@h/db"),
-                ("LATCHKEY_SECRETS__ENCRYPTION_KEYS", "c2hvcnQ=")
-            ]
+            &[("LATCHKEY_DATABASE__URL", "postgres://u@h/db"), ("LATCHKEY_SECRETS__ENCRYPTION_KEYS", "c2hvcnQ=")]
         )),
         "secrets.encryption_keys[0]"
     );
-    assert_eq!(
-        key_of(load(None, &[("LATCHKEY_SECRETS__ENCRYPTION_KEYS", "!!!")])),
-        "secrets.encryption_keys[0]"
-    );
+    assert_eq!(key_of(load(None, &[("LATCHKEY_SECRETS__ENCRYPTION_KEYS", "!!!")])), "secrets.encryption_keys[0]");
 }
 
 #[test]
@@ -277,61 +174,33 @@ fn secrets_from_files() {
     let s = load(
         None,
         &[
-            (
-                "LATCHKEY_SECRETS__ENCRYPTION_KEYS_FILE",
-                keys.to_str().expect("utf-8"),
-            ),
-            (
-                "LATCHKEY_DATABASE__URL_FILE",
-                url_file.to_str().expect("utf-8"),
-            ),
+            ("LATCHKEY_SECRETS__ENCRYPTION_KEYS_FILE", keys.to_str().expect("utf-8")),
+            ("LATCHKEY_DATABASE__URL_FILE", url_file.to_str().expect("utf-8")),
         ],
     )
     .expect("loads");
     assert_eq!(s.database.url, "postgres://app:pw@db/latchkey");
-    assert!(
-        matches!(s.secrets, SecretsSettings::Configured(ref k) if k == &vec![[1u8; 32], [2u8; 32]])
-    );
+    assert!(matches!(s.secrets, SecretsSettings::Configured(ref k) if k == &vec![[1u8; 32], [2u8; 32]]));
 
     let empty = dir.path().join("empty");
     std::fs::write(&empty, "\n").expect("write");
     assert_eq!(
-        key_of(load(
-            None,
-            &[(
-                "LATCHKEY_DATABASE__URL_FILE",
-                empty.to_str().expect("utf-8")
-            )]
-        )),
+        key_of(load(None, &[("LATCHKEY_DATABASE__URL_FILE", empty.to_str().expect("utf-8"))])),
         "database.url_file"
     );
     assert_eq!(
-        key_of(load(
-            None,
-            &[(
-                "LATCHKEY_SECRETS__ENCRYPTION_KEYS_FILE",
-                empty.to_str().expect("utf-8")
-            )]
-        )),
+        key_of(load(None, &[("LATCHKEY_SECRETS__ENCRYPTION_KEYS_FILE", empty.to_str().expect("utf-8"))])),
         "secrets.encryption_keys_file"
     );
     assert_eq!(
-        key_of(load(
-            None,
-            &[
-                ("LATCHKEY_DATABASE__URL", "sqlite://x"),
-                ("LATCHKEY_DATABASE__URL_FILE", "/x")
-            ]
-        )),
+        key_of(load(None, &[("LATCHKEY_DATABASE__URL", "sqlite://x"), ("LATCHKEY_DATABASE__URL_FILE", "/x")])),
         "database.url_file"
     );
 }
 
 #[test]
 fn missing_config_file_is_named() {
-    let e = Settings::load(Some(Path::new("/nonexistent/latchkey.toml")), Vec::new())
-        .err()
-        .expect("refused");
+    let e = Settings::load(Some(Path::new("/nonexistent/latchkey.toml")), Vec::new()).err().expect("refused");
     assert_eq!(e.key, "--config");
     assert!(e.message.contains("no such file"));
 }

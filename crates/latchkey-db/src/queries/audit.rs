@@ -23,9 +23,7 @@ pub struct AuditRow {
 }
 
 pub fn insert(conn: &mut DbConnection, row: &AuditRow) -> Result<(), DbError> {
-    diesel::insert_into(audit_events::table)
-        .values(row)
-        .execute(conn)?;
+    diesel::insert_into(audit_events::table).values(row).execute(conn)?;
     Ok(())
 }
 
@@ -37,18 +35,14 @@ pub fn list(
     since: Option<NaiveDateTime>,
     limit: i64,
 ) -> Result<Vec<AuditRow>, DbError> {
-    let mut q = audit_events::table
-        .select(AuditRow::as_select())
-        .into_boxed();
+    let mut q = audit_events::table.select(AuditRow::as_select()).into_boxed();
     if let Some(e) = user_email {
         q = q.filter(audit_events::user_email.eq(e.to_owned()));
     }
     if let Some(t) = since {
         q = q.filter(audit_events::at.ge(t));
     }
-    Ok(q.order((audit_events::at.asc(), audit_events::id.asc()))
-        .limit(limit)
-        .load(conn)?)
+    Ok(q.order((audit_events::at.asc(), audit_events::id.asc())).limit(limit).load(conn)?)
 }
 
 /// Removes events older than `before` (retention); returns how many.

@@ -24,18 +24,12 @@ pub struct ClientRow {
 }
 
 pub fn insert(conn: &mut DbConnection, row: &ClientRow) -> Result<(), DbError> {
-    diesel::insert_into(clients::table)
-        .values(row)
-        .execute(conn)?;
+    diesel::insert_into(clients::table).values(row).execute(conn)?;
     Ok(())
 }
 
 pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<ClientRow>, DbError> {
-    Ok(clients::table
-        .find(id)
-        .select(ClientRow::as_select())
-        .first(conn)
-        .optional()?)
+    Ok(clients::table.find(id).select(ClientRow::as_select()).first(conn).optional()?)
 }
 
 pub fn list(conn: &mut DbConnection) -> Result<Vec<ClientRow>, DbError> {
@@ -51,12 +45,7 @@ pub fn delete(conn: &mut DbConnection, id: &str) -> Result<bool, DbError> {
 }
 
 /// Replaces the stored secret hash; returns false when no such client exists.
-pub fn set_secret_hash(
-    conn: &mut DbConnection,
-    id: &str,
-    hash: &str,
-    now: NaiveDateTime,
-) -> Result<bool, DbError> {
+pub fn set_secret_hash(conn: &mut DbConnection, id: &str, hash: &str, now: NaiveDateTime) -> Result<bool, DbError> {
     let n = diesel::update(clients::table.find(id))
         .set((clients::secret_hash.eq(hash), clients::updated_at.eq(now)))
         .execute(conn)?;

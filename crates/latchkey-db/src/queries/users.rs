@@ -20,24 +20,15 @@ pub struct UserRow {
 }
 
 pub fn insert(conn: &mut DbConnection, row: &UserRow) -> Result<(), DbError> {
-    diesel::insert_into(users::table)
-        .values(row)
-        .execute(conn)?;
+    diesel::insert_into(users::table).values(row).execute(conn)?;
     Ok(())
 }
 
 pub fn find_by_id(conn: &mut DbConnection, id: &str) -> Result<Option<UserRow>, DbError> {
-    Ok(users::table
-        .find(id)
-        .select(UserRow::as_select())
-        .first(conn)
-        .optional()?)
+    Ok(users::table.find(id).select(UserRow::as_select()).first(conn).optional()?)
 }
 
-pub fn find_by_email(
-    conn: &mut DbConnection,
-    email_normalized: &str,
-) -> Result<Option<UserRow>, DbError> {
+pub fn find_by_email(conn: &mut DbConnection, email_normalized: &str) -> Result<Option<UserRow>, DbError> {
     Ok(users::table
         .filter(users::email_normalized.eq(email_normalized))
         .select(UserRow::as_select())
@@ -46,26 +37,15 @@ pub fn find_by_email(
 }
 
 pub fn list(conn: &mut DbConnection) -> Result<Vec<UserRow>, DbError> {
-    Ok(users::table
-        .order((users::created_at.asc(), users::id.asc()))
-        .select(UserRow::as_select())
-        .load(conn)?)
+    Ok(users::table.order((users::created_at.asc(), users::id.asc())).select(UserRow::as_select()).load(conn)?)
 }
 
 pub fn count_admins(conn: &mut DbConnection) -> Result<i64, DbError> {
-    Ok(users::table
-        .filter(users::admin.eq(true))
-        .count()
-        .get_result(conn)?)
+    Ok(users::table.filter(users::admin.eq(true)).count().get_result(conn)?)
 }
 
 /// Sets `disabled`; returns false when no such user exists.
-pub fn set_disabled(
-    conn: &mut DbConnection,
-    id: &str,
-    disabled: bool,
-    now: NaiveDateTime,
-) -> Result<bool, DbError> {
+pub fn set_disabled(conn: &mut DbConnection, id: &str, disabled: bool, now: NaiveDateTime) -> Result<bool, DbError> {
     let n = diesel::update(users::table.find(id))
         .set((users::disabled.eq(disabled), users::updated_at.eq(now)))
         .execute(conn)?;

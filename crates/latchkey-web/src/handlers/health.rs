@@ -17,9 +17,7 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 #[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((CACHE_CONTROL, "no-store"))
-        .json(json!({ "status": "ok" }))
+    HttpResponse::Ok().insert_header((CACHE_CONTROL, "no-store")).json(json!({ "status": "ok" }))
 }
 
 #[get("/readyz")]
@@ -49,13 +47,9 @@ pub async fn readyz(core: Data<Core>) -> HttpResponse {
                 "checks": checks,
             }),
         );
-        res.headers_mut().insert(
-            actix_web::http::header::RETRY_AFTER,
-            HeaderValue::from_static("5"),
-        );
+        res.headers_mut().insert(actix_web::http::header::RETRY_AFTER, HeaderValue::from_static("5"));
         res
     };
-    res.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }

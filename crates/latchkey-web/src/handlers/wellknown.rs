@@ -7,9 +7,7 @@ use latchkey_core::Core;
 
 #[get("/.well-known/security.txt")]
 pub async fn security_txt(core: Data<Core>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; charset=utf-8")
-        .body(render(&core))
+    HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(render(&core))
 }
 
 /// The file, with an `Expires` a quarter of a year ahead (RFC 9116 asks for
@@ -27,10 +25,7 @@ pub fn render(core: &Core) -> String {
         out.push_str(&format!("Contact: {c}\n"));
     }
     out.push_str(&format!("Expires: {expires}\n"));
-    out.push_str(&format!(
-        "Canonical: {}/.well-known/security.txt\n",
-        s.public_url
-    ));
+    out.push_str(&format!("Canonical: {}/.well-known/security.txt\n", s.public_url));
     out.push_str("Preferred-Languages: en\n");
     out
 }

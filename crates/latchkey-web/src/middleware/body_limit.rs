@@ -14,21 +14,12 @@ pub async fn limit_body(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let max = req
-        .app_data::<Data<Core>>()
-        .map(|c| c.settings.server.max_body_bytes)
-        .unwrap_or(64 * 1024);
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .map(|v| v.to_str().ok().and_then(|s| s.parse::<u64>().ok()));
+    let max = req.app_data::<Data<Core>>().map(|c| c.settings.server.max_body_bytes).unwrap_or(64 * 1024);
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).map(|v| v.to_str().ok().and_then(|s| s.parse::<u64>().ok()));
     match declared {
         Some(None) => {
-            let res = problem(
-                StatusCode::BAD_REQUEST,
-                "Bad Request",
-                Some("The Content-Length header is malformed."),
-            );
+            let res = problem(StatusCode::BAD_REQUEST, "Bad Request", Some("The Content-Length header is malformed."));
             Ok(req.into_response(res).map_into_right_body())
         }
         Some(Some(n)) if n > max as u64 => {

@@ -16,9 +16,7 @@ pub async fn security_headers(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let https = req
-        .app_data::<Data<Core>>()
-        .is_some_and(|c| c.settings.server.https);
+    let https = req.app_data::<Data<Core>>().is_some_and(|c| c.settings.server.https);
     let mut res = next.call(req).await?;
     let h = res.headers_mut();
     let defaults: [(HeaderName, &'static str); 6] = [
@@ -26,14 +24,8 @@ pub async fn security_headers(
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "no-referrer"),
         (header::X_FRAME_OPTIONS, "DENY"),
-        (
-            HeaderName::from_static("cross-origin-opener-policy"),
-            "same-origin",
-        ),
-        (
-            HeaderName::from_static("permissions-policy"),
-            "camera=(), microphone=(), geolocation=(), payment=()",
-        ),
+        (HeaderName::from_static("cross-origin-opener-policy"), "same-origin"),
+        (HeaderName::from_static("permissions-policy"), "camera=(), microphone=(), geolocation=(), payment=()"),
     ];
     for (name, value) in defaults {
         if !h.contains_key(&name) {
@@ -41,10 +33,7 @@ pub async fn security_headers(
         }
     }
     if https {
-        h.insert(
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static(HSTS),
-        );
+        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
     }
     Ok(res)
 }

@@ -19,11 +19,7 @@ pub async fn run(core: &Core, command: Command) -> Result<(), String> {
             if applied.is_empty() {
                 "The database is up to date.".to_owned()
             } else {
-                format!(
-                    "Applied {} migration(s): {}",
-                    applied.len(),
-                    applied.join(", ")
-                )
+                format!("Applied {} migration(s): {}", applied.len(), applied.join(", "))
             }
         });
     }
@@ -48,19 +44,12 @@ pub async fn run(core: &Core, command: Command) -> Result<(), String> {
                 )
             })
         }
-        Command::Audit(AuditCommand::List {
-            user,
-            since,
-            limit,
-            json,
-        }) => {
+        Command::Audit(AuditCommand::List { user, since, limit, json }) => {
             let since = since.as_deref().map(parse_time).transpose()?;
             if !(1..=100_000).contains(&limit) {
                 return Err("--limit: must be between 1 and 100000".into());
             }
-            let events = audit::list(core, user.as_deref(), since, limit)
-                .await
-                .map_err(err)?;
+            let events = audit::list(core, user.as_deref(), since, limit).await.map_err(err)?;
             print(json, &events, || {
                 events
                     .iter()
@@ -78,49 +67,22 @@ pub async fn run(core: &Core, command: Command) -> Result<(), String> {
                     .join("\n")
             })
         }
-        Command::Serve
-        | Command::Migrate { .. }
-        | Command::Keys(_)
-        | Command::Policy(_)
-        | Command::Apikey(_) => Err("internal: command routed to the wrong place".into()),
+        Command::Serve | Command::Migrate { .. } | Command::Keys(_) | Command::Policy(_) | Command::Apikey(_) => {
+            Err("internal: command routed to the wrong place".into())
+        }
     }
 }
 
 async fn user(core: &Core, cmd: UserCommand, actor: &Actor) -> Result<(), String> {
     match cmd {
-        UserCommand::Create {
-            email,
-            name,
-            password_stdin,
-            verified,
-            admin,
-            json,
-        } => {
-            let password = if password_stdin {
-                Some(read_password()?)
-            } else {
-                None
-            };
-            let u = accounts::create_user(
-                core,
-                NewUser {
-                    email,
-                    name,
-                    password,
-                    email_verified: verified,
-                    admin,
-                },
-                actor,
-            )
-            .await
-            .map_err(err)?;
+        UserCommand::Create { email, name, password_stdin, verified, admin, json } => {
+            let password = if password_stdin { Some(read_password()?) } else { None };
+            let u =
+                accounts::create_user(core, NewUser { email, name, password, email_verified: verified, admin }, actor)
+                    .await
+                    .map_err(err)?;
             print(json, &u, || {
-                format!(
-                    "Created user {} (id {}){}",
-                    u.email,
-                    u.id,
-                    if u.admin { ", admin" } else { "" }
-                )
+                format!("Created user {} (id {}){}", u.email, u.id, if u.admin { ", admin" } else { "" })
             })
         }
         UserCommand::List { json } => {
@@ -128,26 +90,18 @@ async fn user(core: &Core, cmd: UserCommand, actor: &Actor) -> Result<(), String
             print(json, &users, || user_table(&users))
         }
         UserCommand::Disable { email, json } => {
-            let u = accounts::set_disabled(core, &email, true, actor)
-                .await
-                .map_err(err)?;
+            let u = accounts::set_disabled(core, &email, true, actor).await.map_err(err)?;
             print(json, &u, || format!("Disabled {}", u.email))
         }
         UserCommand::Enable { email, json } => {
-            let u = accounts::set_disabled(core, &email, false, actor)
-                .await
-                .map_err(err)?;
+            let u = accounts::set_disabled(core, &email, false, actor).await.map_err(err)?;
             print(json, &u, || format!("Enabled {}", u.email))
         }
         UserCommand::Delete { email, json } => {
-            let u = accounts::delete_user(core, &email, actor)
-                .await
-                .map_err(err)?;
-            print(
-                json,
-                &serde_json::json!({ "id": u.id, "email": u.email, "deleted": true }),
-                || format!("Deleted {}", u.email),
-            )
+            let u = accounts::delete_user(core, &email, actor).await.map_err(err)?;
+            print(json, &serde_json::json!({ "id": u.id, "email": u.email, "deleted": true }), || {
+                format!("Deleted {}", u.email)
+            })
         }
     }
 }
@@ -184,14 +138,10 @@ async fn client(core: &Core, cmd: ClientCommand, actor: &Actor) -> Result<(), St
             .await
             .map_err(err)?;
             print(json, &created, || {
-                let mut s = format!(
-                    "Created client {:?}\nclient_id: {}",
-                    created.client.name, created.client.client_id
-                );
+                let mut s =
+                    format!("Created client {:?}\nclient_id: {}", created.client.name, created.client.client_id);
                 if let Some(secret) = &created.client_secret {
-                    s.push_str(&format!(
-                        "\nclient_secret: {secret}\n(shown once: store it now)"
-                    ));
+                    s.push_str(&format!("\nclient_secret: {secret}\n(shown once: store it now)"));
                 }
                 s
             })
@@ -201,28 +151,16 @@ async fn client(core: &Core, cmd: ClientCommand, actor: &Actor) -> Result<(), St
             print(json, &list, || client_table(&list))
         }
         ClientCommand::Delete { id, json } => {
-            clients::delete_client(core, &id, actor)
-                .await
-                .map_err(err)?;
-            print(
-                json,
-                &serde_json::json!({ "client_id": id, "deleted": true }),
-                || format!("Deleted client {id}"),
-            )
+            clients::delete_client(core, &id, actor).await.map_err(err)?;
+            print(json, &serde_json::json!({ "client_id": id, "deleted": true }), || format!("Deleted client {id}"))
         }
         ClientCommand::RotateSecret { id, json } => {
-            let secret = clients::rotate_secret(core, &id, actor)
-                .await
-                .map_err(err)?;
-            print(
-                json,
-                &serde_json::json!({ "client_id": id, "client_secret": secret }),
-                || {
-                    format!(
-                        "client_id: {id}\nclient_secret: {secret}\n(shown once: store it now; the old secret no longer works)"
-                    )
-                },
-            )
+            let secret = clients::rotate_secret(core, &id, actor).await.map_err(err)?;
+            print(json, &serde_json::json!({ "client_id": id, "client_secret": secret }), || {
+                format!(
+                    "client_id: {id}\nclient_secret: {secret}\n(shown once: store it now; the old secret no longer works)"
+                )
+            })
         }
     }
 }
@@ -230,10 +168,7 @@ async fn client(core: &Core, cmd: ClientCommand, actor: &Actor) -> Result<(), St
 /// One line from stdin; the line ending is not part of the password.
 fn read_password() -> Result<String, String> {
     let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("cannot read the password from stdin: {e}"))?;
     if let Some(rest) = line.strip_suffix('\n') {
         line = rest.strip_suffix('\r').unwrap_or(rest).to_owned();
     }
@@ -261,14 +196,9 @@ fn err(e: CoreError) -> String {
     }
 }
 
-fn print<T: Serialize + ?Sized>(
-    json: bool,
-    value: &T,
-    text: impl FnOnce() -> String,
-) -> Result<(), String> {
+fn print<T: Serialize + ?Sized>(json: bool, value: &T, text: impl FnOnce() -> String) -> Result<(), String> {
     if json {
-        let s =
-            serde_json::to_string_pretty(value).map_err(|e| format!("cannot write JSON: {e}"))?;
+        let s = serde_json::to_string_pretty(value).map_err(|e| format!("cannot write JSON: {e}"))?;
         println!("{s}");
     } else {
         let s = text();
@@ -283,10 +213,7 @@ fn user_table(users: &[User]) -> String {
     if users.is_empty() {
         return "No users.".to_owned();
     }
-    let mut out = format!(
-        "{:<36}  {:<32}  {:<8}  {:<8}  {}",
-        "ID", "EMAIL", "VERIFIED", "STATE", "ROLE"
-    );
+    let mut out = format!("{:<36}  {:<32}  {:<8}  {:<8}  {}", "ID", "EMAIL", "VERIFIED", "STATE", "ROLE");
     for u in users {
         out.push_str(&format!(
             "\n{:<36}  {:<32}  {:<8}  {:<8}  {}",
@@ -304,10 +231,7 @@ fn client_table(list: &[Client]) -> String {
     if list.is_empty() {
         return "No clients.".to_owned();
     }
-    let mut out = format!(
-        "{:<22}  {:<24}  {:<12}  {}",
-        "CLIENT_ID", "NAME", "TYPE", "REDIRECT URIS"
-    );
+    let mut out = format!("{:<22}  {:<24}  {:<12}  {}", "CLIENT_ID", "NAME", "TYPE", "REDIRECT URIS");
     for c in list {
         out.push_str(&format!(
             "\n{:<22}  {:<24}  {:<12}  {}",

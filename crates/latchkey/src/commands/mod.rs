@@ -9,8 +9,7 @@ use crate::cli::{Cli, Command};
 
 /// Runs one command; an error is the one line to print.
 pub async fn run(cli: Cli) -> Result<(), String> {
-    let settings =
-        Settings::load(cli.config.as_deref(), std::env::vars()).map_err(|e| e.to_string())?;
+    let settings = Settings::load(cli.config.as_deref(), std::env::vars()).map_err(|e| e.to_string())?;
     match cli.command {
         Command::Serve => serve::serve(settings).await,
         Command::Keys(_) => Err(unbuilt("keys", "signing-key management")),
@@ -35,8 +34,7 @@ pub fn build_core(settings: Settings) -> Result<Core, String> {
 /// Applies pending migrations where that is safe to do implicitly (embedded
 /// mode, and `serve`); in production other commands ask for `migrate` first.
 pub async fn ensure_migrated(core: &Core, apply: bool) -> Result<Vec<String>, String> {
-    let reach =
-        |e: latchkey_db::DbError| format!("database.url: cannot use {}: {e}", core.db.label());
+    let reach = |e: latchkey_db::DbError| format!("database.url: cannot use {}: {e}", core.db.label());
     if apply {
         return core.db.migrate().await.map_err(reach);
     }
@@ -44,9 +42,6 @@ pub async fn ensure_migrated(core: &Core, apply: bool) -> Result<Vec<String>, St
     if pending.is_empty() {
         Ok(Vec::new())
     } else {
-        Err(format!(
-            "the database has {} pending migration(s); run `latchkey migrate` first",
-            pending.len()
-        ))
+        Err(format!("the database has {} pending migration(s); run `latchkey migrate` first", pending.len()))
     }
 }

@@ -10,38 +10,21 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     for m in &applied {
         tracing::info!(migration = %m, "applied migration");
     }
-    let listeners = latchkey_web::bind(&core).map_err(|e| {
-        format!(
-            "server.bind: cannot listen on {}: {e}",
-            core.settings.server.bind
-        )
-    })?;
-    let addrs: Vec<String> = listeners
-        .iter()
-        .filter_map(|l| l.local_addr().ok())
-        .map(|a| a.to_string())
-        .collect();
+    let listeners = latchkey_web::bind(&core)
+        .map_err(|e| format!("server.bind: cannot listen on {}: {e}", core.settings.server.bind))?;
+    let addrs: Vec<String> = listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
 
     let s = &core.settings;
-    println!(
-        "Latchkey is running at {} (listening on {})",
-        s.server.public_url,
-        addrs.join(", ")
-    );
+    println!("Latchkey is running at {} (listening on {})", s.server.public_url, addrs.join(", "));
     if s.is_embedded() {
-        println!(
-            "Embedded mode: data in {} (database, mail outbox, encryption key)",
-            s.data_dir.display()
-        );
+        println!("Embedded mode: data in {} (database, mail outbox, encryption key)", s.data_dir.display());
     } else {
         println!("Database: {}", core.db.label());
     }
     match latchkey_core::accounts::count_admins(&core).await {
         Ok(0) => {
             println!("No admin account yet. Create the first one with:");
-            println!(
-                "  latchkey user create --email you@example.com --admin --verified --password-stdin"
-            );
+            println!("  latchkey user create --email you@example.com --admin --verified --password-stdin");
             println!("(from a source checkout: cargo run --release -- user create …)");
         }
         Ok(_) => {}
