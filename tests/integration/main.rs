@@ -1,1 +1,10 @@
+//! Latchkey's integration tests: one binary, every test with a database of
+//! its own (SQLite by default, PostgreSQL when LATCHKEY_TEST_DATABASE_URL is
+//! set), talking to the real app over HTTP or to the real `latchkey` binary.
 
+mod cli;
+mod config;
+mod health;
+mod headers;
+mod serve;
+mod support;

@@ -2,10 +2,11 @@
 //! of its own with a bounded queue, so a sign-in storm answers "busy" instead
 //! of starving everything else.
 //!
-//! bcrypt reads at most 72 bytes. Passwords up to 72 bytes are hashed as they
-//! are (with bcrypt's non-truncating API); longer ones are first reduced to
-//! base64(SHA-256(password)) and the stored hash is marked `$lk-sha256$`, so
-//! every byte counts and the two forms never verify against each other.
+//! bcrypt reads at most 72 bytes, its terminating NUL included. Passwords up
+//! to 71 bytes are hashed as they are (with bcrypt's non-truncating API);
+//! longer ones are first reduced to base64(SHA-256(password)) and the stored
+//! hash is marked `$lk-sha256$`, so every byte counts and the two forms never
+//! verify against each other.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,7 +22,8 @@ use crate::tokens::sha256;
 /// Longest password accepted at all (bytes): beyond this it is not a
 /// password but a payload.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
-const BCRYPT_MAX: usize = 72;
+/// The longest input bcrypt takes whole (72 bytes with its NUL).
+const BCRYPT_MAX: usize = 71;
 const PREHASH_MARK: &str = "$lk-sha256$";
 
 static COMMON: &str = include_str!("../data/common-passwords.txt");
@@ -234,7 +236,7 @@ mod tests {
     fn common_and_weak_passwords_are_refused() {
         assert_eq!(policy().check("password123", &[]), Err(PasswordProblem::Common));
         assert_eq!(policy().check("PassWord123", &[]), Err(PasswordProblem::Common), "case does not help");
-        assert!(matches!(policy().check("aaaaaaaaaa", &[]), Err(PasswordProblem::Weak(_))));
+        assert!(matches!(policy().check("aaaaaaaaaaaa", &[]), Err(PasswordProblem::Weak(_))));
         assert!(matches!(
             policy().check("jordanmitchell1990", &["jordan.mitchell1990@example.com", "Jordan Mitchell"]),
             Err(PasswordProblem::Weak(_))
@@ -255,30 +257,36 @@ mod tests {
 
     #[test]
     fn the_72_byte_edge() {
-        let exactly = "x".repeat(72);
-        let h72 = hash_blocking(&exactly, 10).expect("hash");
-        assert!(!h72.starts_with(PREHASH_MARK));
-        assert!(verify_blocking(&exactly, &h72));
+        let exactly = "x".repeat(71);
+        let h71 = hash_blocking(&exactly, 10).expect("hash");
+        assert!(!h71.starts_with(PREHASH_MARK));
+        assert!(verify_blocking(&exactly, &h71));
 
-        // 73 and more bytes: the tail counts.
-        let long_a = format!("{}a", "x".repeat(72));
-        let long_b = format!("{}b", "x".repeat(72));
+        // 72 and more bytes: the tail counts.
+        let long_a = format!("{}a", "x".repeat(71));
+        let long_b = format!("{}b", "x".repeat(71));
+        assert_eq!(long_a.len(), 72);
         let h = hash_blocking(&long_a, 10).expect("hash");
         assert!(h.starts_with(PREHASH_MARK));
         assert!(verify_blocking(&long_a, &h));
         assert!(!verify_blocking(&long_b, &h), "a different 73rd byte must not verify");
-        assert!(!verify_blocking(&exactly, &h), "the 72-byte prefix must not verify");
-        assert!(!verify_blocking(&long_a, &h72));
+        assert!(!verify_blocking(&exactly, &h), "the 71-byte prefix must not verify");
+        assert!(!verify_blocking(&long_a, &h71));
+        let much_longer_a = format!("{}a", "x".repeat(200));
+        let much_longer_b = format!("{}b", "x".repeat(200));
+        let hl = hash_blocking(&much_longer_a, 10).expect("hash");
+        assert!(verify_blocking(&much_longer_a, &hl));
+        assert!(!verify_blocking(&much_longer_b, &hl), "the 201st byte counts");
 
         // The pre-hash itself, presented as a password, does not verify.
         let shucked = prehash(&long_a);
         assert!(!verify_blocking(&shucked, &h));
 
         // Multi-byte characters across the edge.
-        let emoji = "🔑".repeat(19); // 76 bytes
+        let emoji = "🔑".repeat(18); // 72 bytes
         let he = hash_blocking(&emoji, 10).expect("hash");
         assert!(verify_blocking(&emoji, &he));
-        assert!(!verify_blocking(&"🔑".repeat(18), &he));
+        assert!(!verify_blocking(&"🔑".repeat(17), &he));
 
         assert_eq!(hash_blocking(&"x".repeat(MAX_PASSWORD_BYTES + 1), 10), Err(HashError::TooLong));
     }

@@ -222,7 +222,7 @@ impl Settings {
             env.into_iter().filter(|(k, _)| k.starts_with("LATCHKEY_") && !is_reserved_env(k)).collect();
         for key in vars.keys() {
             let rest = &key["LATCHKEY_".len()..];
-            if rest.is_empty() || rest.split("__").any(str::is_empty) {
+            if rest.split("__").any(|part| part.is_empty() || part.starts_with('_') || part.ends_with('_')) {
                 return Err(ConfigError::new(key.as_str(), "malformed variable name"));
             }
         }

@@ -1,1 +1,23 @@
+//! Test kit: a database per test (a temporary SQLite file, or a PostgreSQL
+//! database copied from a migrated template when `LATCHKEY_TEST_DATABASE_URL`
+//! is set), the real app spawned on port 0, and a TCP proxy a test can cut.
+//! Everything a test makes is removed when it is dropped.
 
+mod app;
+mod db;
+mod proxy;
+
+pub use app::{TestApp, TestAppBuilder};
+pub use db::TestDb;
+pub use proxy::TcpProxy;
+
+/// The PostgreSQL server tests use, if any.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("LATCHKEY_TEST_DATABASE_URL").ok().filter(|s| !s.trim().is_empty())
+}
+
+/// A fresh base64 32-byte key.
+pub fn random_key() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(latchkey_core::tokens::random_bytes::<32>().expect("system RNG"))
+}

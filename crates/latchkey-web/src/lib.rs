@@ -35,7 +35,7 @@ pub fn build_server(core: Core, listeners: Vec<TcpListener>, opts: &ServeOptions
             .app_data(web::JsonConfig::default().limit(max_body))
             .configure(routes::configure)
             .default_service(web::to(error::not_found))
-            .wrap(from_fn(middleware::limit_body))
+            .wrap(from_fn(middleware::limit_request))
             .wrap(from_fn(middleware::security_headers))
             .wrap(from_fn(middleware::request_log))
     })

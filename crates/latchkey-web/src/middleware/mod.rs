@@ -1,10 +1,10 @@
 //! Middleware every response passes through: request ids and access logs,
 //! body-size limits, and the security headers of SPEC §5.
 
-mod body_limit;
+mod limits;
 mod headers;
 mod request_log;
 
-pub use body_limit::limit_body;
+pub use limits::{MAX_HEADER_BYTES, limit_request};
 pub use headers::security_headers;
 pub use request_log::{RequestId, request_log};

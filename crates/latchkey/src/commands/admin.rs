@@ -23,7 +23,9 @@ pub async fn run(core: &Core, command: Command) -> Result<(), String> {
             }
         });
     }
-    ensure_migrated(core, core.settings.is_embedded()).await?;
+    // SQLite is one node's own file: bring it up to date. PostgreSQL is
+    // shared, so its migrations are an operator's explicit step.
+    ensure_migrated(core, core.db.backend() == latchkey_db::Backend::Sqlite).await?;
     let actor = Actor::Cli;
     match command {
         Command::User(cmd) => user(core, cmd, &actor).await,

@@ -31,8 +31,8 @@ pub fn build_core(settings: Settings) -> Result<Core, String> {
     Core::build(settings, Arc::new(SystemClock)).map_err(|e| e.to_string())
 }
 
-/// Applies pending migrations where that is safe to do implicitly (embedded
-/// mode, and `serve`); in production other commands ask for `migrate` first.
+/// Applies pending migrations where that is safe to do implicitly (`serve`,
+/// and any command on SQLite); on PostgreSQL other commands ask for `migrate`.
 pub async fn ensure_migrated(core: &Core, apply: bool) -> Result<Vec<String>, String> {
     let reach = |e: latchkey_db::DbError| format!("database.url: cannot use {}: {e}", core.db.label());
     if apply {

@@ -1,0 +1,188 @@
+use std::sync::Mutex;
+
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+use diesel::{PgConnection, sql_query};
+use latchkey_db::DbConnection;
+
+/// A database of a test's own, removed on drop.
+pub struct TestDb {
+    pub url: String,
+    /// Where embedded-mode files (the SQLite database, keys) live.
+    pub dir: tempfile::TempDir,
+    postgres: Option<PgDatabase>,
+    /// The encryption key production mode requires (PostgreSQL only).
+    pub encryption_key: Option<String>,
+}
+
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+}
+
+#[derive(QueryableByName)]
+struct DbName {
+    #[diesel(sql_type = Text)]
+    #[allow(dead_code)]
+    datname: String,
+}
+
+impl TestDb {
+    /// SQLite unless `LATCHKEY_TEST_DATABASE_URL` names a PostgreSQL server.
+    pub fn new() -> TestDb {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        match crate::postgres_url() {
+            None => TestDb {
+                url: format!("sqlite://{}", dir.path().join("latchkey.db").display()),
+                dir,
+                postgres: None,
+                encryption_key: None,
+            },
+            Some(admin_url) => {
+                let name = format!("latchkey_test_{}", uuid::Uuid::new_v4().simple());
+                create_from_template(&admin_url, &name);
+                TestDb {
+                    url: with_database(&admin_url, &name),
+                    dir,
+                    postgres: Some(PgDatabase { admin_url, name }),
+                    encryption_key: Some(crate::random_key()),
+                }
+            }
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+
+    /// The environment that points a `latchkey` process at this database.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut v = vec![
+            ("LATCHKEY_DATA_DIR".to_owned(), self.dir.path().join("data").display().to_string()),
+            ("LATCHKEY_DATABASE__URL".to_owned(), self.url.clone()),
+            ("LATCHKEY_PASSWORDS__BCRYPT_COST".to_owned(), "10".to_owned()),
+        ];
+        if let Some(k) = &self.encryption_key {
+            v.push(("LATCHKEY_SECRETS__ENCRYPTION_KEYS".to_owned(), k.clone()));
+        }
+        v
+    }
+
+    /// A blocking connection, for checks that look at rows directly.
+    pub fn connect(&self) -> DbConnection {
+        let target = latchkey_db::DbTarget::parse(&self.url).expect("test database URL");
+        match target.backend {
+            latchkey_db::Backend::Postgres => {
+                DbConnection::Pg(PgConnection::establish(&self.url).expect("connect to the test database"))
+            }
+            latchkey_db::Backend::Sqlite => DbConnection::Sqlite(
+                diesel::SqliteConnection::establish(&target.target).expect("open the test database"),
+            ),
+        }
+    }
+}
+
+impl Default for TestDb {
+    fn default() -> Self {
+        TestDb::new()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(pg) = &self.postgres
+            && let Ok(mut admin) = PgConnection::establish(&pg.admin_url)
+        {
+            let _ = sql_query(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", pg.name)).execute(&mut admin);
+        }
+    }
+}
+
+/// `postgres://u@h:5432/postgres` → the same server, database `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let mut u = url::Url::parse(url).expect("LATCHKEY_TEST_DATABASE_URL is a URL");
+    u.set_path(&format!("/{name}"));
+    u.to_string()
+}
+
+/// The template's name follows the migrations' contents, so a changed
+/// migration gets a fresh template.
+fn template_name() -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/postgres");
+    let mut files: Vec<std::path::PathBuf> = walk(&dir);
+    files.sort();
+    let mut text = String::new();
+    for f in files {
+        text.push_str(&f.display().to_string());
+        text.push_str(&std::fs::read_to_string(&f).unwrap_or_default());
+    }
+    format!("latchkey_template_{}", &latchkey_core::tokens::hash_secret(&text)[..16])
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+static TEMPLATE_READY: Mutex<Option<String>> = Mutex::new(None);
+
+fn create_from_template(admin_url: &str, name: &str) {
+    let template = {
+        let mut ready = TEMPLATE_READY.lock().unwrap_or_else(|p| p.into_inner());
+        if ready.is_none() {
+            *ready = Some(ensure_template(admin_url));
+        }
+        ready.clone().unwrap_or_default()
+    };
+    let mut admin = PgConnection::establish(admin_url).expect("connect to LATCHKEY_TEST_DATABASE_URL");
+    // Concurrent copies of one template can collide; retry briefly.
+    let mut last = None;
+    for attempt in 0..20 {
+        match sql_query(format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"")).execute(&mut admin) {
+            Ok(_) => return,
+            Err(e) => {
+                last = Some(e);
+                std::thread::sleep(std::time::Duration::from_millis(50 * (attempt + 1)));
+            }
+        }
+    }
+    panic!("cannot create test database {name}: {last:?}");
+}
+
+/// Creates the migrated template once per server, under an advisory lock so
+/// parallel test processes agree.
+fn ensure_template(admin_url: &str) -> String {
+    let template = template_name();
+    let mut admin = PgConnection::establish(admin_url).expect("connect to LATCHKEY_TEST_DATABASE_URL");
+    sql_query("SELECT pg_advisory_lock(72170001)").execute(&mut admin).expect("advisory lock");
+    let exists = !sql_query(format!("SELECT datname FROM pg_database WHERE datname = '{template}'"))
+        .load::<DbName>(&mut admin)
+        .expect("look up the template")
+        .is_empty();
+    if !exists {
+        let building = format!("{template}_building");
+        sql_query(format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)")).execute(&mut admin).expect("drop");
+        sql_query(format!("CREATE DATABASE \"{building}\"")).execute(&mut admin).expect("create template");
+        {
+            let mut conn = DbConnection::Pg(
+                PgConnection::establish(&with_database(admin_url, &building)).expect("connect to the template"),
+            );
+            latchkey_db::run_migrations(&mut conn).expect("migrate the template");
+        }
+        sql_query(format!("ALTER DATABASE \"{building}\" RENAME TO \"{template}\""))
+            .execute(&mut admin)
+            .expect("rename template");
+    }
+    sql_query("SELECT pg_advisory_unlock(72170001)").execute(&mut admin).expect("advisory unlock");
+    template
+}

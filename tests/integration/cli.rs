@@ -1,0 +1,283 @@
+//! The `latchkey` command line against a database of the test's own.
+
+use latchkey_db::{clients as client_rows, users as user_rows};
+use latchkey_testkit::TestDb;
+
+use crate::support::{STRONG_PASSWORD, latchkey};
+
+fn user_count(db: &TestDb) -> usize {
+    latchkey(db, &["user", "list", "--json"], None).ok().json().as_array().map(Vec::len).unwrap_or(0)
+}
+
+fn client_count(db: &TestDb) -> usize {
+    latchkey(db, &["client", "list", "--json"], None).ok().json().as_array().map(Vec::len).unwrap_or(0)
+}
+
+#[test]
+fn user_create_prints_id_and_email() {
+    let db = TestDb::new();
+    let out = latchkey(
+        &db,
+        &["user", "create", "--email", "Ada@Example.com", "--name", "Ada Lovelace", "--verified", "--admin", "--json"],
+        None,
+    )
+    .ok()
+    .json();
+    assert_eq!(out["email"], "Ada@Example.com");
+    assert!(out["id"].as_str().is_some_and(|id| id.len() >= 16));
+    assert_eq!(out["name"], "Ada Lovelace");
+    assert_eq!(out["email_verified"], true);
+    assert_eq!(out["admin"], true);
+    assert_eq!(out["has_password"], false);
+    assert!(out.get("password_hash").is_none());
+
+    let list = latchkey(&db, &["user", "list", "--json"], None).ok().json();
+    let list = list.as_array().expect("an array");
+    assert_eq!(list.len(), 1);
+    for key in ["id", "email", "name", "email_verified", "disabled", "admin"] {
+        assert!(list[0].get(key).is_some(), "user list has {key}");
+    }
+    assert_eq!(list[0]["disabled"], false);
+    // The human form too.
+    let text = latchkey(&db, &["user", "list"], None).ok().stdout;
+    assert!(text.contains("Ada@Example.com") && text.contains("admin"), "{text}");
+}
+
+#[test]
+fn password_comes_from_stdin_without_its_newline() {
+    let db = TestDb::new();
+    let out = latchkey(
+        &db,
+        &["user", "create", "--email", "grace@example.com", "--password-stdin", "--json"],
+        Some(&format!("{STRONG_PASSWORD}\n")),
+    )
+    .ok()
+    .json();
+    assert_eq!(out["has_password"], true);
+    let mut conn = db.connect();
+    let row = user_rows::find_by_email(&mut conn, "grace@example.com").expect("query").expect("stored");
+    let hash = row.password_hash.expect("a hash is stored");
+    assert!(!hash.contains(STRONG_PASSWORD));
+    assert!(hash.starts_with("$2b$10$"), "bcrypt at the configured cost: {hash}");
+    assert!(latchkey_core::password::verify_blocking(STRONG_PASSWORD, &hash));
+    assert!(!latchkey_core::password::verify_blocking(&format!("{STRONG_PASSWORD}\n"), &hash));
+
+    // Windows line endings too.
+    latchkey(&db, &["user", "create", "--email", "crlf@example.com", "--password-stdin"], Some(&format!("{STRONG_PASSWORD}\r\n"))).ok();
+    let row = user_rows::find_by_email(&mut conn, "crlf@example.com").expect("query").expect("stored");
+    assert!(latchkey_core::password::verify_blocking(STRONG_PASSWORD, &row.password_hash.expect("hash")));
+}
+
+#[test]
+fn bad_user_input_is_refused_and_nothing_is_created() {
+    let db = TestDb::new();
+    for (args, stdin, needle) in [
+        (vec!["--email", "not-an-email"], None, "Email"),
+        (vec!["--email", ""], None, "Email"),
+        (vec!["--email", "a b@example.com"], None, "Email"),
+        (vec!["--email", "weak@example.com", "--password-stdin"], Some("short\n"), "at least 8"),
+        (vec!["--email", "weak@example.com", "--password-stdin"], Some("password123\n"), "common"),
+        (vec!["--email", "weak@example.com", "--password-stdin"], Some("Password123\n"), "common"),
+        (vec!["--email", "weak@example.com", "--password-stdin"], Some("aaaaaaaaaaaa\n"), "too easy to guess"),
+        (vec!["--email", "weak@example.com", "--password-stdin"], Some(""), "no password"),
+        (vec!["--email", "weak@example.com", "--password-stdin"], Some("\n"), "no password"),
+    ] {
+        let mut full = vec!["user", "create"];
+        full.extend(args.iter().copied());
+        latchkey(&db, &full, stdin).fails_with(needle);
+    }
+    let long = "x".repeat(1025);
+    latchkey(&db, &["user", "create", "--email", "long@example.com", "--password-stdin"], Some(&long))
+        .fails_with("at most 1024 bytes");
+    assert_eq!(user_count(&db), 0);
+}
+
+#[test]
+fn duplicate_email_in_another_case_is_refused() {
+    let db = TestDb::new();
+    latchkey(&db, &["user", "create", "--email", "ada@example.com"], None).ok();
+    latchkey(&db, &["user", "create", "--email", "ADA@Example.COM"], None).fails_with("already exists");
+    latchkey(&db, &["user", "create", "--email", "  ada@example.com "], None).fails_with("already exists");
+    let list = latchkey(&db, &["user", "list", "--json"], None).ok().json();
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    assert_eq!(list[0]["email"], "ada@example.com");
+}
+
+#[test]
+fn disable_enable_delete() {
+    let db = TestDb::new();
+    latchkey(&db, &["user", "create", "--email", "Lin@example.com"], None).ok();
+    let out = latchkey(&db, &["user", "disable", "lin@EXAMPLE.com", "--json"], None).ok().json();
+    assert_eq!(out["disabled"], true);
+    assert_eq!(latchkey(&db, &["user", "list", "--json"], None).ok().json()[0]["disabled"], true);
+    latchkey(&db, &["user", "enable", "lin@example.com"], None).ok();
+    assert_eq!(latchkey(&db, &["user", "list", "--json"], None).ok().json()[0]["disabled"], false);
+
+    for cmd in ["disable", "enable", "delete"] {
+        latchkey(&db, &["user", cmd, "nobody@example.com"], None).fails_with("no such user");
+        latchkey(&db, &["user", cmd, "not an email"], None).fails_with("Email");
+    }
+    assert_eq!(user_count(&db), 1);
+
+    latchkey(&db, &["user", "delete", "lin@example.com"], None).ok();
+    assert_eq!(user_count(&db), 0);
+    latchkey(&db, &["user", "delete", "lin@example.com"], None).fails_with("no such user");
+}
+
+#[test]
+fn confidential_client_secret_is_shown_once_and_stored_hashed() {
+    let db = TestDb::new();
+    let out = latchkey(
+        &db,
+        &[
+            "client", "create", "--name", "Demo app", "--redirect-uri", "https://app.example.com/cb",
+            "--redirect-uri", "http://127.0.0.1:9999/cb", "--first-party", "--json",
+        ],
+        None,
+    )
+    .ok()
+    .json();
+    let id = out["client_id"].as_str().expect("client_id").to_owned();
+    let secret = out["client_secret"].as_str().expect("client_secret").to_owned();
+    assert!(secret.len() >= 43, "256-bit secret");
+    assert_eq!(out["first_party"], true);
+    assert_eq!(out["grant_types"], serde_json::json!(["authorization_code", "refresh_token"]));
+
+    let mut conn = db.connect();
+    let row = client_rows::find(&mut conn, &id).expect("query").expect("stored");
+    let stored = row.secret_hash.expect("hash stored");
+    assert_ne!(stored, secret);
+    assert_eq!(stored, latchkey_core::tokens::hash_secret(&secret));
+
+    // Listing never shows the secret.
+    let list = latchkey(&db, &["client", "list", "--json"], None).ok();
+    assert!(!list.stdout.contains(&secret));
+    assert!(!list.stdout.contains(&stored));
+    assert_eq!(list.json()[0]["client_id"], id.as_str());
+
+    // Rotation: a new secret, the old one no longer verifies.
+    let rotated = latchkey(&db, &["client", "rotate-secret", &id, "--json"], None).ok().json();
+    let new_secret = rotated["client_secret"].as_str().expect("new secret");
+    assert_ne!(new_secret, secret);
+    let row = client_rows::find(&mut conn, &id).expect("query").expect("stored");
+    let stored = row.secret_hash.expect("hash");
+    assert!(latchkey_core::tokens::verify_secret(new_secret, &stored));
+    assert!(!latchkey_core::tokens::verify_secret(&secret, &stored));
+
+    latchkey(&db, &["client", "delete", &id], None).ok();
+    assert_eq!(client_count(&db), 0);
+}
+
+#[test]
+fn public_client_has_no_secret() {
+    let db = TestDb::new();
+    let out = latchkey(
+        &db,
+        &["client", "create", "--name", "SPA", "--public", "--redirect-uri", "http://localhost:5173/cb", "--json"],
+        None,
+    )
+    .ok()
+    .json();
+    assert!(out.get("client_secret").is_none_or(|v| v.is_null()));
+    assert_eq!(out["public"], true);
+    let id = out["client_id"].as_str().expect("id").to_owned();
+    latchkey(&db, &["client", "rotate-secret", &id], None).fails_with("public client");
+}
+
+#[test]
+fn bad_client_input_is_refused_and_nothing_is_stored() {
+    let db = TestDb::new();
+    for (extra, needle) in [
+        (vec![], "required with the authorization_code grant"),
+        (vec!["--redirect-uri", "http://app.example.com/cb"], "must use https"),
+        (vec!["--redirect-uri", "https://app.example.com/cb#x"], "fragment"),
+        (vec!["--redirect-uri", "https://*.example.com/cb"], "wildcard"),
+        (vec!["--redirect-uri", "/relative"], "absolute"),
+        (vec!["--redirect-uri", "javascript:alert(1)"], "javascript"),
+        (vec!["--redirect-uri", "https://a.example/cb", "--grant", "password"], "--grant"),
+        (vec!["--redirect-uri", "https://a.example/cb", "--signing-alg", "HS256"], "--signing-alg"),
+        (vec!["--redirect-uri", "https://a.example/cb", "--signing-alg", "ES256"], "not available in this build"),
+        (vec!["--redirect-uri", "https://a.example/cb", "--require-mfa"], "not available in this build"),
+        (vec!["--redirect-uri", "https://a.example/cb", "--grant", "client_credentials"], "not available in this build"),
+        (vec!["--redirect-uri", "https://a.example/cb", "--backchannel-logout-uri", "https://a.example/bc"], "not available"),
+        (vec!["--redirect-uri", "https://a.example/cb", "--post-logout-redirect-uri", "https://a.example/"], "not available"),
+    ] {
+        let mut args = vec!["client", "create", "--name", "x"];
+        args.extend(extra.iter().copied());
+        latchkey(&db, &args, None).fails_with(needle);
+    }
+    latchkey(&db, &["client", "create", "--name", "  ", "--redirect-uri", "https://a.example/cb"], None)
+        .fails_with("--name");
+    assert_eq!(client_count(&db), 0);
+}
+
+#[test]
+fn unknown_client_ids_are_refused() {
+    let db = TestDb::new();
+    latchkey(&db, &["client", "delete", "no-such-client"], None).fails_with("no such client");
+    latchkey(&db, &["client", "rotate-secret", "no-such-client"], None).fails_with("no such client");
+}
+
+#[test]
+fn unbuilt_commands_are_refused() {
+    let db = TestDb::new();
+    latchkey(&db, &["keys", "list"], None).fails_with("not available in this build yet");
+    latchkey(&db, &["keys", "rotate", "--now"], None).fails_with("not available in this build yet");
+    latchkey(&db, &["policy", "set", "--mfa", "required"], None).fails_with("not available in this build yet");
+    latchkey(&db, &["apikey", "create", "--name", "x", "--scope", "users:read"], None)
+        .fails_with("not available in this build yet");
+}
+
+#[test]
+fn usage_errors_exit_non_zero() {
+    let db = TestDb::new();
+    let r = latchkey(&db, &["user", "create"], None);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--email"));
+    let r = latchkey(&db, &["frobnicate"], None);
+    assert_eq!(r.code, 2);
+}
+
+#[test]
+fn secrets_rewrap_reports() {
+    let db = TestDb::new();
+    let out = latchkey(&db, &["secrets", "rewrap", "--json"], None).ok().json();
+    assert_eq!(out["rewrapped"], 0);
+    assert!(out["primary_key_id"].as_str().is_some_and(|k| k.len() == 8));
+}
+
+#[test]
+fn audit_list_records_cli_actions() {
+    let db = TestDb::new();
+    latchkey(&db, &["user", "create", "--email", "ada@example.com"], None).ok();
+    latchkey(&db, &["user", "create", "--email", "bob@example.com"], None).ok();
+    latchkey(&db, &["user", "disable", "bob@example.com"], None).ok();
+    latchkey(&db, &["user", "delete", "bob@example.com"], None).ok();
+
+    let all = latchkey(&db, &["audit", "list", "--json"], None).ok().json();
+    let kinds: Vec<&str> = all.as_array().expect("array").iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert_eq!(kinds, vec!["user.created", "user.created", "user.disabled", "user.deleted"]);
+    assert!(all.as_array().expect("array").iter().all(|e| e["actor"] == "cli" && e["outcome"] == "ok"));
+
+    // Events about a deleted account stay findable by its address.
+    let bob = latchkey(&db, &["audit", "list", "--user", "BOB@example.com", "--json"], None).ok().json();
+    assert_eq!(bob.as_array().map(Vec::len), Some(3));
+    let later = latchkey(&db, &["audit", "list", "--since", "2999-01-01", "--json"], None).ok().json();
+    assert_eq!(later.as_array().map(Vec::len), Some(0));
+    latchkey(&db, &["audit", "list", "--since", "yesterday"], None).fails_with("--since");
+    latchkey(&db, &["audit", "list", "--user", "not an email"], None).fails_with("Email");
+}
+
+#[test]
+fn migrate_reports_what_it_applied() {
+    let db = TestDb::new();
+    let first = latchkey(&db, &["migrate", "--json"], None).ok().json();
+    if db.is_postgres() {
+        // The test database is a copy of a migrated template.
+        assert_eq!(first["applied"], serde_json::json!([]));
+    } else {
+        assert!(first["applied"].as_array().is_some_and(|a| !a.is_empty()));
+    }
+    let again = latchkey(&db, &["migrate", "--json"], None).ok().json();
+    assert_eq!(again["applied"], serde_json::json!([]));
+}
