@@ -63,7 +63,12 @@ fn password_comes_from_stdin_without_its_newline() {
     assert!(!latchkey_core::password::verify_blocking(&format!("{STRONG_PASSWORD}\n"), &hash));
 
     // Windows line endings too.
-    latchkey(&db, &["user", "create", "--email", "crlf@example.com", "--password-stdin"], Some(&format!("{STRONG_PASSWORD}\r\n"))).ok();
+    latchkey(
+        &db,
+        &["user", "create", "--email", "crlf@example.com", "--password-stdin"],
+        Some(&format!("{STRONG_PASSWORD}\r\n")),
+    )
+    .ok();
     let row = user_rows::find_by_email(&mut conn, "crlf@example.com").expect("query").expect("stored");
     assert!(latchkey_core::password::verify_blocking(STRONG_PASSWORD, &row.password_hash.expect("hash")));
 }
@@ -130,8 +135,16 @@ fn confidential_client_secret_is_shown_once_and_stored_hashed() {
     let out = latchkey(
         &db,
         &[
-            "client", "create", "--name", "Demo app", "--redirect-uri", "https://app.example.com/cb",
-            "--redirect-uri", "http://127.0.0.1:9999/cb", "--first-party", "--json",
+            "client",
+            "create",
+            "--name",
+            "Demo app",
+            "--redirect-uri",
+            "https://app.example.com/cb",
+            "--redirect-uri",
+            "http://127.0.0.1:9999/cb",
+            "--first-party",
+            "--json",
         ],
         None,
     )
@@ -193,14 +206,24 @@ fn bad_client_input_is_refused_and_nothing_is_stored() {
         (vec!["--redirect-uri", "https://app.example.com/cb#x"], "fragment"),
         (vec!["--redirect-uri", "https://*.example.com/cb"], "wildcard"),
         (vec!["--redirect-uri", "/relative"], "absolute"),
-        (vec!["--redirect-uri", "javascript:alert(1)"], "javascript"),
+        (vec!["--redirect-uri", "javascript:alert(1)"], "must use https"),
+        (vec!["--redirect-uri", "com.example.app:/cb"], "must use https"),
         (vec!["--redirect-uri", "https://a.example/cb", "--grant", "password"], "--grant"),
         (vec!["--redirect-uri", "https://a.example/cb", "--signing-alg", "HS256"], "--signing-alg"),
         (vec!["--redirect-uri", "https://a.example/cb", "--signing-alg", "ES256"], "not available in this build"),
         (vec!["--redirect-uri", "https://a.example/cb", "--require-mfa"], "not available in this build"),
-        (vec!["--redirect-uri", "https://a.example/cb", "--grant", "client_credentials"], "not available in this build"),
-        (vec!["--redirect-uri", "https://a.example/cb", "--backchannel-logout-uri", "https://a.example/bc"], "not available"),
-        (vec!["--redirect-uri", "https://a.example/cb", "--post-logout-redirect-uri", "https://a.example/"], "not available"),
+        (
+            vec!["--redirect-uri", "https://a.example/cb", "--grant", "client_credentials"],
+            "not available in this build",
+        ),
+        (
+            vec!["--redirect-uri", "https://a.example/cb", "--backchannel-logout-uri", "https://a.example/bc"],
+            "not available",
+        ),
+        (
+            vec!["--redirect-uri", "https://a.example/cb", "--post-logout-redirect-uri", "https://a.example/"],
+            "not available",
+        ),
     ] {
         let mut args = vec!["client", "create", "--name", "x"];
         args.extend(extra.iter().copied());

@@ -69,7 +69,8 @@ async fn readyz_follows_a_postgres_outage() {
     let db = std::sync::Arc::new(latchkey_testkit::TestDb::new());
     let url = url::Url::parse(&db.url).expect("url");
     let target = format!("{}:{}", url.host_str().unwrap_or("127.0.0.1"), url.port().unwrap_or(5432));
-    let target = tokio::net::lookup_host(target).await.expect("resolve").find(|a| a.ip().is_loopback()).expect("loopback");
+    let target =
+        tokio::net::lookup_host(target).await.expect("resolve").find(|a| a.ip().is_loopback()).expect("loopback");
     let proxy = TcpProxy::start(target);
     let mut through = url.clone();
     through.set_host(Some("127.0.0.1")).expect("host");

@@ -4,7 +4,7 @@
 
 mod cli;
 mod config;
-mod health;
 mod headers;
+mod health;
 mod serve;
 mod support;

@@ -81,6 +81,7 @@ async fn serve_in_an_empty_folder_then_restart() {
     let mut env = vec![
         ("LATCHKEY_SERVER__BIND".to_owned(), "127.0.0.1:0".to_owned()),
         ("LATCHKEY_PASSWORDS__BCRYPT_COST".to_owned(), "10".to_owned()),
+        ("LATCHKEY_SERVER__TRUSTED_PROXIES".to_owned(), "127.0.0.1/32, ::1".to_owned()),
     ];
     if db.is_postgres() {
         env.extend(db.env().into_iter().filter(|(k, _)| k != "LATCHKEY_DATA_DIR"));
@@ -94,7 +95,13 @@ async fn serve_in_an_empty_folder_then_restart() {
     assert!(banner.contains("latchkey user create --email"), "{banner}");
     assert_eq!(status(&client, format!("{}/healthz", served.address)).await, 200);
     assert_eq!(status(&client, format!("{}/readyz", served.address)).await, 200);
-    assert_eq!(status(&client, format!("{}/healthz?code=QUERYSECRET123", served.address)).await, 200);
+    let r = client
+        .get(format!("{}/healthz?code=QUERYSECRET123", served.address))
+        .header("x-forwarded-for", "198.51.100.1, 203.0.113.7")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 200);
     if !db.is_postgres() {
         assert!(dir.path().join("data/latchkey.db").is_file(), "the SQLite file is in ./data");
         assert!(dir.path().join("data/secret.key").is_file(), "the encryption key is in ./data");
@@ -124,6 +131,8 @@ async fn serve_in_an_empty_folder_then_restart() {
     assert!(clean, "SIGTERM stops serve gracefully with success; log:\n{log}");
     assert!(log.contains("/healthz"), "requests are logged:\n{log}");
     assert!(!log.contains("QUERYSECRET123"), "query strings are never logged:\n{log}");
+    // Past a trusted proxy, the client is the last untrusted forwarded address.
+    assert!(log.contains("client=203.0.113.7"), "{log}");
 
     // A restart keeps everything.
     let served = start(&env, dir.path());

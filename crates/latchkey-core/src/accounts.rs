@@ -163,6 +163,9 @@ pub async fn set_disabled(core: &Core, email: &str, disabled: bool, actor: &Acto
                 let Some(mut user) = q::find_by_email(conn, &normalized)? else {
                     return Err(latchkey_db::DbError::NotFound);
                 };
+                if user.disabled == disabled {
+                    return Ok(user); // already so: nothing changes, nothing to record
+                }
                 q::set_disabled(conn, &user.id, disabled, now)?;
                 audit::record(
                     conn,

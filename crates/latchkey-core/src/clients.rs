@@ -83,7 +83,7 @@ pub struct CreatedClient {
 /// its line.
 fn refuse_unbuilt(new: &NewClient) -> Result<(), CoreError> {
     let refuse =
-        |flag: &str, what: &str| Err(CoreError::NotBuilt(format!("{flag}: {what} is not available in this build yet")));
+        |flag: &str, what: &str| Err(CoreError::NotBuilt(format!("{flag}: not available in this build yet ({what})")));
     if !new.post_logout_redirect_uris.is_empty() {
         return refuse("--post-logout-redirect-uri", "RP-initiated logout");
     }
@@ -105,9 +105,8 @@ fn refuse_unbuilt(new: &NewClient) -> Result<(), CoreError> {
 }
 
 /// A redirect URI as SPEC §5 allows it: absolute, https (http only for
-/// localhost and loopback addresses), no fragment, no wildcard, no
-/// credentials. Private-use schemes of native apps (`com.example.app:/cb`)
-/// are allowed when they contain a dot (RFC 8252 §7.1).
+/// localhost and loopback addresses, where native apps listen, RFC 8252 §7.3),
+/// no fragment, no wildcard, no credentials.
 pub fn validate_redirect_uri(uri: &str) -> Result<(), String> {
     if uri.len() > MAX_URI_LEN {
         return Err(format!("is longer than {MAX_URI_LEN} characters"));
@@ -139,14 +138,7 @@ pub fn validate_redirect_uri(uri: &str) -> Result<(), String> {
                 return Err("must use https (http is allowed only for localhost and loopback addresses)".into());
             }
         }
-        "javascript" | "data" | "file" | "vbscript" | "blob" | "about" | "ftp" | "ws" | "wss" => {
-            return Err(format!("must not use the {} scheme", url.scheme()));
-        }
-        scheme => {
-            if !scheme.contains('.') {
-                return Err("must use https, or a reverse-domain private scheme such as com.example.app".into());
-            }
-        }
+        scheme => return Err(format!("must use https, not {scheme}:")),
     }
     Ok(())
 }
@@ -326,7 +318,6 @@ mod tests {
             "http://localhost:3000/cb",
             "http://127.0.0.1/cb",
             "http://[::1]:8080/cb",
-            "com.example.app:/oauth2redirect",
         ] {
             assert_eq!(validate_redirect_uri(ok), Ok(()), "{ok}");
         }
@@ -339,6 +330,7 @@ mod tests {
             "javascript:alert(1)",
             "data:text/html,hi",
             "myapp:/cb",
+            "com.example.app:/oauth2redirect",
             "http://10.0.0.1/cb",
         ] {
             assert!(validate_redirect_uri(bad).is_err(), "{bad}");

@@ -63,14 +63,18 @@ impl Core {
     pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Core, StartError> {
         let needs_data_dir = settings.is_embedded() || matches!(settings.secrets, settings::SecretsSettings::DataDir);
         if needs_data_dir {
-            std::fs::create_dir_all(&settings.data_dir).map_err(|e| StartError::DataDir {
+            create_private_dir(&settings.data_dir).map_err(|e| StartError::DataDir {
                 path: settings.data_dir.display().to_string(),
                 reason: e.to_string(),
             })?;
         }
         let db = Db::connect(
             &settings.database.url,
-            &PoolOptions { max_size: settings.database.pool_size, acquire_timeout: settings.database.acquire_timeout },
+            &PoolOptions {
+                max_size: settings.database.pool_size,
+                acquire_timeout: settings.database.acquire_timeout,
+                min_idle: settings.database.idle_connections,
+            },
         )
         .map_err(|e| StartError::Database(e.to_string()))?;
         let secrets = SecretBox::from_settings(&settings).map_err(|e| StartError::Secrets(e.to_string()))?;
@@ -84,4 +88,20 @@ impl Core {
             clock,
         })
     }
+}
+
+/// Creates `dir` (and its parents) if missing; a folder created here is
+/// readable by its owner only, since it holds the database and keys.
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
 }

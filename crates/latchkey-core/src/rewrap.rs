@@ -11,6 +11,9 @@ use serde::Serialize;
 use crate::Core;
 use crate::error::CoreError;
 
+/// Every (row id, sealed value) of a column.
+pub type SealedRows = Vec<(String, String)>;
+
 /// A column of sealed secrets.
 pub struct SealedColumn {
     /// `table.column`, for reports.
@@ -18,7 +21,7 @@ pub struct SealedColumn {
     /// The associated-data context the feature seals this row's value with.
     pub context: fn(&str) -> String,
     /// Every (row id, sealed value).
-    pub load: fn(&mut DbConnection) -> Result<Vec<(String, String)>, DbError>,
+    pub load: fn(&mut DbConnection) -> Result<SealedRows, DbError>,
     /// Replaces one row's sealed value.
     pub store: fn(&mut DbConnection, &str, &str) -> Result<(), DbError>,
 }
@@ -57,4 +60,72 @@ pub async fn rewrap_columns(core: &Core, columns: &'static [SealedColumn]) -> Re
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use base64::Engine as _;
+
+    use super::*;
+    use crate::secrets::{SecretBox, key_id};
+    use crate::{Settings, SystemClock};
+
+    static ROWS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+    fn context(id: &str) -> String {
+        format!("test:{id}")
+    }
+
+    fn load(_: &mut DbConnection) -> Result<SealedRows, DbError> {
+        Ok(ROWS.lock().map_err(|_| DbError::Query("poisoned".into()))?.clone())
+    }
+
+    fn store(_: &mut DbConnection, id: &str, value: &str) -> Result<(), DbError> {
+        let mut rows = ROWS.lock().map_err(|_| DbError::Query("poisoned".into()))?;
+        for row in rows.iter_mut().filter(|r| r.0 == id) {
+            row.1 = value.to_owned();
+        }
+        Ok(())
+    }
+
+    static COLUMNS: &[SealedColumn] = &[SealedColumn { name: "test.value", context, load, store }];
+
+    #[tokio::test]
+    async fn rewrap_moves_every_row_to_the_first_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b64 = |k: [u8; 32]| base64::engine::general_purpose::STANDARD.encode(k);
+        let env = vec![
+            ("LATCHKEY_DATA_DIR".to_owned(), dir.path().display().to_string()),
+            ("LATCHKEY_SECRETS__ENCRYPTION_KEYS".to_owned(), format!("{},{}", b64([2; 32]), b64([1; 32]))),
+        ];
+        let core = crate::Core::build(Settings::from_sources(None, env).expect("settings"), Arc::new(SystemClock))
+            .expect("core");
+
+        let old = SecretBox::new(&[[1; 32]]).expect("old key");
+        let stranger = SecretBox::new(&[[9; 32]]).expect("unknown key");
+        *ROWS.lock().expect("lock") = vec![
+            ("a".into(), old.seal(&context("a"), b"alpha").expect("seal")),
+            ("b".into(), core.secrets.seal(&context("b"), b"beta").expect("seal")),
+            ("c".into(), old.seal(&context("c"), b"gamma").expect("seal")),
+            ("d".into(), stranger.seal(&context("d"), b"delta").expect("seal")),
+        ];
+        let report = rewrap_columns(&core, COLUMNS).await.expect("rewrap");
+        assert_eq!(report.primary_key_id, key_id(&[2; 32]));
+        assert_eq!(report.rewrapped, 2);
+        assert_eq!(report.already_current, 1);
+        assert_eq!(report.failed.len(), 1);
+        assert!(report.failed[0].starts_with("test.value d:"), "{:?}", report.failed);
+
+        // Only the new key is needed now for the rows it could read.
+        let only_new = SecretBox::new(&[[2; 32]]).expect("new key");
+        let rows = ROWS.lock().expect("lock").clone();
+        for (id, want) in [("a", b"alpha".as_slice()), ("b", b"beta"), ("c", b"gamma")] {
+            let sealed = &rows.iter().find(|r| r.0 == id).expect("row").1;
+            assert_eq!(only_new.open(&context(id), sealed).expect("opens"), want);
+        }
+        let again = rewrap_columns(&core, COLUMNS).await.expect("rewrap");
+        assert_eq!((again.rewrapped, again.already_current), (0, 3));
+    }
 }

@@ -150,6 +150,9 @@ pub struct DatabaseSettings {
     pub embedded: bool,
     pub pool_size: u32,
     pub acquire_timeout: Duration,
+    /// Connections kept open while idle: 1 for the server, 0 for one-shot
+    /// commands (set by the binary, not a configuration key).
+    pub idle_connections: u32,
 }
 
 /// Where the secret box gets its keys.
@@ -252,7 +255,7 @@ impl Settings {
             if set {
                 return Err(ConfigError::new(
                     key,
-                    format!("{what} is not available in this build yet; remove this section"),
+                    format!("not available in this build yet ({what}); remove this section"),
                 ));
             }
         }
@@ -277,8 +280,13 @@ impl Settings {
         if !(50..=60_000).contains(&acquire_ms) {
             return Err(ConfigError::new("database.acquire_timeout_ms", "must be between 50 and 60000"));
         }
-        let database =
-            DatabaseSettings { url, embedded, pool_size, acquire_timeout: Duration::from_millis(acquire_ms) };
+        let database = DatabaseSettings {
+            url,
+            embedded,
+            pool_size,
+            acquire_timeout: Duration::from_millis(acquire_ms),
+            idle_connections: 1,
+        };
 
         let secrets = validate_secrets(raw.secrets, target.backend)?;
         let passwords = validate_passwords(raw.passwords)?;

@@ -74,8 +74,10 @@ impl Manager {
     }
 }
 
-pub const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;";
+/// busy_timeout first: switching to WAL takes a lock that a connection
+/// opening at the same moment must wait for, not fail on.
+pub const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
 
 impl ManageConnection for Manager {
     type Connection = DbConnection;
@@ -108,18 +110,21 @@ pub type DbPool = Pool<Manager>;
 pub struct PoolOptions {
     pub max_size: u32,
     pub acquire_timeout: Duration,
+    /// Connections kept open while idle. Short-lived commands use 0, so no
+    /// background connection is still being made when the process exits.
+    pub min_idle: u32,
 }
 
 impl Default for PoolOptions {
     fn default() -> Self {
-        PoolOptions { max_size: 10, acquire_timeout: Duration::from_secs(2) }
+        PoolOptions { max_size: 10, acquire_timeout: Duration::from_secs(2), min_idle: 1 }
     }
 }
 
 pub(crate) fn build_pool(target: DbTarget, opts: &PoolOptions) -> DbPool {
     r2d2::Pool::builder()
         .max_size(opts.max_size)
-        .min_idle(Some(1))
+        .min_idle(Some(opts.min_idle.min(opts.max_size)))
         .connection_timeout(opts.acquire_timeout)
         .test_on_check_out(true)
         .error_handler(Box::new(LogErrors))

@@ -69,18 +69,21 @@ impl Db {
         .map_err(|e| DbError::Query(format!("database task failed: {e}")))?
     }
 
-    /// Checks that a connection can be had and answers.
-    pub async fn ping(&self) -> Result<(), DbError> {
-        self.run(|conn| {
+    /// Checks that a connection can be had within `within` and answers.
+    pub async fn ping(&self, within: std::time::Duration) -> Result<(), DbError> {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
             use diesel::connection::SimpleConnection;
+            let mut conn = pool.get_timeout(within)?;
             conn.batch_execute("SELECT 1").map_err(|e| DbError::Unavailable(e.to_string()))
         })
         .await
+        .map_err(|e| DbError::Query(format!("database task failed: {e}")))?
     }
 
     /// Applies the migrations not applied yet; returns their names.
     pub async fn migrate(&self) -> Result<Vec<String>, DbError> {
-        self.run(|conn| run_migrations(conn)).await
+        self.run(run_migrations).await
     }
 
     /// Migrations that exist but are not applied.
@@ -110,14 +113,22 @@ where
     conn.transaction(f)
 }
 
-/// Applies pending migrations on one connection.
+/// Applies pending migrations on one connection; returns their names.
 pub fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, DbError> {
-    let applied = match conn {
-        DbConnection::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
-        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+    fn names<DB: diesel::backend::Backend>(list: Vec<Box<dyn diesel::migration::Migration<DB>>>) -> Vec<String> {
+        list.iter().map(|m| m.name().to_string()).collect()
     }
-    .map_err(|e| DbError::Migration(e.to_string()))?;
-    Ok(applied.iter().map(|v| v.to_string()).collect())
+    let applied: diesel::migration::Result<Vec<String>> = match conn {
+        DbConnection::Pg(c) => c
+            .pending_migrations(POSTGRES_MIGRATIONS)
+            .map(names)
+            .and_then(|n| c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| n)),
+        DbConnection::Sqlite(c) => c
+            .pending_migrations(SQLITE_MIGRATIONS)
+            .map(names)
+            .and_then(|n| c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| n)),
+    };
+    applied.map_err(|e| DbError::Migration(e.to_string()))
 }
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
@@ -186,7 +197,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let db = Db::connect(&url, &PoolOptions::default()).expect("connect");
-        db.ping().await.expect("ping");
+        db.ping(std::time::Duration::from_secs(2)).await.expect("ping");
         let applied = db.migrate().await.expect("migrate");
         assert_eq!(applied.len(), names("sqlite").len());
         assert!(db.pending_migrations().await.expect("pending").is_empty());
@@ -197,9 +208,12 @@ mod tests {
     async fn unreachable_sqlite_folder_is_unavailable() {
         let db = Db::connect(
             "sqlite:///nonexistent-folder-latchkey/x.db",
-            &PoolOptions { max_size: 1, acquire_timeout: std::time::Duration::from_millis(300) },
+            &PoolOptions { max_size: 1, acquire_timeout: std::time::Duration::from_secs(5), min_idle: 0 },
         )
         .expect("pool builds lazily");
-        assert!(matches!(db.ping().await, Err(DbError::Unavailable(_))));
+        let started = std::time::Instant::now();
+        let ping = db.ping(std::time::Duration::from_millis(300)).await;
+        assert!(matches!(ping, Err(DbError::Unavailable(_))), "{ping:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(3), "the ping's own deadline applies");
     }
 }

@@ -139,10 +139,8 @@ impl TestAppBuilder {
                 let _ = rt.block_on(server);
             }
         });
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("HTTP client");
+        let client =
+            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("HTTP client");
         TestApp {
             address: format!("http://{addr}"),
             addr,

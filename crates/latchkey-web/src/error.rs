@@ -80,5 +80,5 @@ pub async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
 
 const NOT_FOUND_PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Not found · Latchkey</title></head>\
-<body><main><h1>Page not found</h1><p>There is nothing at this address. Check the link, or go to \
-<a href=\"/account\">your account</a>.</p></main></body></html>";
+<body><main><h1>Page not found</h1><p>There is nothing at this address. Check the link and try again.</p>\
+</main></body></html>";

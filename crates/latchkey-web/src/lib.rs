@@ -1,6 +1,7 @@
 //! Latchkey's HTTP layer on actix-web: the route table, handlers, middleware
 //! and the one place errors become HTTP. Handlers call into `latchkey-core`.
 
+pub mod client_addr;
 pub mod error;
 pub mod handlers;
 pub mod middleware;

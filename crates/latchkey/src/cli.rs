@@ -7,7 +7,8 @@ use clap::{Args, Parser, Subcommand};
 #[command(name = "latchkey", version, about, propagate_version = true)]
 pub struct Cli {
     /// Configuration file (TOML). Every key can also be set as LATCHKEY_SECTION__KEY.
-    #[arg(long, global = true, env = "LATCHKEY_CONFIG", value_name = "FILE")]
+    /// (LATCHKEY_CONFIG names it too.)
+    #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -108,10 +109,10 @@ pub enum ClientCommand {
         post_logout_redirect_uris: Vec<String>,
         #[arg(long, value_name = "URI")]
         backchannel_logout_uri: Option<String>,
-        /// A public client (native or browser app): no secret, PKCE required.
+        /// A public client (a native or browser app that cannot keep a secret): no secret is issued.
         #[arg(long)]
         public: bool,
-        /// A first-party client: no consent screen.
+        /// A first-party client, operated by the same organisation as this provider.
         #[arg(long)]
         first_party: bool,
         /// authorization_code, refresh_token, client_credentials; repeat for several.

@@ -12,10 +12,11 @@ pub fn init(log: &LogSettings) {
     };
 }
 
-/// Commands other than `serve` log only warnings and errors.
+/// Commands other than `serve` say what went wrong in their one error line;
+/// only errors besides that are logged.
 pub fn init_quiet() {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::new("warn"))
+        .with_env_filter(EnvFilter::new("error"))
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(false)

@@ -42,4 +42,4 @@ CREATE TABLE audit_events (
     detail      TEXT NOT NULL
 );
 CREATE INDEX audit_events_at ON audit_events (at);
-CREATE INDEX audit_events_user ON audit_events (user_id, at);
+CREATE INDEX audit_events_user ON audit_events (user_email, at);

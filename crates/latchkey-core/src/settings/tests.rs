@@ -120,17 +120,17 @@ fn bad_values_name_their_key() {
 
 #[test]
 fn unknown_keys_are_refused_with_their_path() {
-    let e = load(None, &[("LATCHKEY_SERVER__BND", "127.0.0.1:1")]).err().expect("refused");
+    let e = load(None, &[("LATCHKEY_SERVER__BND", "127.0.0.1:1")]).expect_err("refused");
     assert_eq!(e.key, "server.bnd");
     assert!(e.message.contains("unknown field"), "{}", e.message);
-    let e = load(Some("[databse]\nurl = \"x\""), &[]).err().expect("refused");
+    let e = load(Some("[databse]\nurl = \"x\""), &[]).expect_err("refused");
     assert!(e.message.contains("databse"), "{}", e.message);
     assert_eq!(key_of(load(None, &[("LATCHKEY__SERVER", "x")])), "LATCHKEY__SERVER");
 }
 
 #[test]
 fn malformed_toml_is_refused() {
-    let e = load(Some("[server\nbind = "), &[]).err().expect("refused");
+    let e = load(Some("[server\nbind = "), &[]).expect_err("refused");
     assert_eq!(e.key, "config file");
 }
 
@@ -143,7 +143,7 @@ fn unbuilt_sections_are_refused_not_ignored() {
         ("LATCHKEY_LIMITS__SIGNUP_PER_MINUTE", "limits"),
         ("LATCHKEY_KEYS__RSA_BITS", "keys"),
     ] {
-        let e = load(None, &[(var, "1")]).err().expect("refused");
+        let e = load(None, &[(var, "1")]).expect_err("refused");
         assert_eq!(e.key, key);
         assert!(e.message.contains("not available"), "{}", e.message);
     }
@@ -200,7 +200,7 @@ fn secrets_from_files() {
 
 #[test]
 fn missing_config_file_is_named() {
-    let e = Settings::load(Some(Path::new("/nonexistent/latchkey.toml")), Vec::new()).err().expect("refused");
+    let e = Settings::load(Some(Path::new("/nonexistent/latchkey.toml")), Vec::new()).expect_err("refused");
     assert_eq!(e.key, "--config");
     assert!(e.message.contains("no such file"));
 }

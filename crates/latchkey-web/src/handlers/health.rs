@@ -22,7 +22,9 @@ pub async fn healthz() -> HttpResponse {
 
 #[get("/readyz")]
 pub async fn readyz(core: Data<Core>) -> HttpResponse {
-    let database = match tokio::time::timeout(PROBE_TIMEOUT, core.db.ping()).await {
+    // The pool gives up after PROBE_TIMEOUT; the outer deadline catches a
+    // connection that was handed out but hangs.
+    let database = match tokio::time::timeout(PROBE_TIMEOUT * 2, core.db.ping(PROBE_TIMEOUT)).await {
         Ok(Ok(())) => "ok",
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: database unreachable");

@@ -1,10 +1,10 @@
 //! Middleware every response passes through: request ids and access logs,
 //! body-size limits, and the security headers of SPEC §5.
 
-mod limits;
 mod headers;
+mod limits;
 mod request_log;
 
-pub use limits::{MAX_HEADER_BYTES, limit_request};
 pub use headers::security_headers;
+pub use limits::{MAX_HEADER_BYTES, limit_request};
 pub use request_log::{RequestId, request_log};

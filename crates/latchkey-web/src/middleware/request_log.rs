@@ -33,6 +33,8 @@ pub async fn request_log(
         .or_else(|| latchkey_core::tokens::random_id().ok())
         .unwrap_or_default();
     req.extensions_mut().insert(RequestId(id.clone()));
+    let client = crate::client_addr::of_service_request(&req);
+    let client = client.map(|ip| ip.to_string()).unwrap_or_else(|| "-".to_owned());
     let method = req.method().clone();
     let path = req.path().to_owned();
     let span = tracing::info_span!("request", request_id = %id);
@@ -44,9 +46,9 @@ pub async fn request_log(
         Ok(mut res) => {
             let status = res.status().as_u16();
             if res.status().is_server_error() {
-                tracing::warn!(%method, %path, status, latency_ms = millis, "request");
+                tracing::warn!(%method, %path, status, latency_ms = millis, %client, "request");
             } else {
-                tracing::info!(%method, %path, status, latency_ms = millis, "request");
+                tracing::info!(%method, %path, status, latency_ms = millis, %client, "request");
             }
             if let Ok(v) = HeaderValue::from_str(&id) {
                 res.headers_mut().insert(REQUEST_ID.clone(), v);
@@ -55,7 +57,7 @@ pub async fn request_log(
         }
         Err(e) => {
             let status = e.as_response_error().status_code().as_u16();
-            tracing::warn!(%method, %path, status, latency_ms = millis, "request failed");
+            tracing::warn!(%method, %path, status, latency_ms = millis, %client, "request failed");
             Err(e)
         }
     }

@@ -194,6 +194,8 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
 fn err(e: CoreError) -> String {
     match e {
         CoreError::NotFound(what) => format!("no such {what}"),
+        // The operator sees the detail that a web user never would.
+        CoreError::Internal(detail) => format!("internal error: {detail}"),
         other => other.to_string(),
     }
 }

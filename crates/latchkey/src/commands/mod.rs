@@ -9,14 +9,20 @@ use crate::cli::{Cli, Command};
 
 /// Runs one command; an error is the one line to print.
 pub async fn run(cli: Cli) -> Result<(), String> {
-    let settings = Settings::load(cli.config.as_deref(), std::env::vars()).map_err(|e| e.to_string())?;
+    // An empty LATCHKEY_CONFIG means no file, like an unset one.
+    let file =
+        cli.config.clone().or_else(|| std::env::var_os("LATCHKEY_CONFIG").filter(|v| !v.is_empty()).map(Into::into));
+    let mut settings = Settings::load(file.as_deref(), std::env::vars()).map_err(|e| e.to_string())?;
     match cli.command {
         Command::Serve => serve::serve(settings).await,
         Command::Keys(_) => Err(unbuilt("keys", "signing-key management")),
         Command::Policy(_) => Err(unbuilt("policy", "enforced MFA policy")),
-        Command::Apikey(_) => Err(unbuilt("apikey", "API keys")),
+        Command::Apikey(_) => Err(unbuilt("apikey", "API keys for the admin API")),
         other => {
             crate::logging::init_quiet();
+            // A one-shot command keeps no idle connection that could still be
+            // opening when the process exits.
+            settings.database.idle_connections = 0;
             let core = build_core(settings)?;
             admin::run(&core, other).await
         }
@@ -24,7 +30,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
 }
 
 fn unbuilt(command: &str, what: &str) -> String {
-    format!("`{command}`: {what} is not available in this build yet")
+    format!("`{command}` is not available in this build yet ({what})")
 }
 
 pub fn build_core(settings: Settings) -> Result<Core, String> {

@@ -17,7 +17,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     let s = &core.settings;
     println!("Latchkey is running at {} (listening on {})", s.server.public_url, addrs.join(", "));
     if s.is_embedded() {
-        println!("Embedded mode: data in {} (database, mail outbox, encryption key)", s.data_dir.display());
+        println!("Embedded mode: data in {} (SQLite database and encryption key)", s.data_dir.display());
     } else {
         println!("Database: {}", core.db.label());
     }
