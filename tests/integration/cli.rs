@@ -151,6 +151,7 @@ fn confidential_client_secret_is_shown_once_and_stored_hashed() {
     .ok()
     .json();
     let id = out["client_id"].as_str().expect("client_id").to_owned();
+    assert!(id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
     let secret = out["client_secret"].as_str().expect("client_secret").to_owned();
     assert!(secret.len() >= 43, "256-bit secret");
     assert_eq!(out["first_party"], true);

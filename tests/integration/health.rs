@@ -87,8 +87,13 @@ async fn readyz_follows_a_postgres_outage() {
     let t = Instant::now();
     assert_eq!(ready_status(&app).await.0, 503);
     assert!(t.elapsed() < Duration::from_secs(2), "probe took {:?}", t.elapsed());
-    // Other requests still answer.
+    // Other requests still answer; work that needs the database fails
+    // cleanly and quickly with "unavailable".
     assert_eq!(app.get("/healthz").await.status(), 200);
+    let t = Instant::now();
+    let err = latchkey_core::accounts::list_users(&app.core).await.expect_err("the database is cut");
+    assert!(matches!(err, latchkey_core::CoreError::Unavailable("database")), "{err:?}");
+    assert!(t.elapsed() < Duration::from_secs(3), "took {:?}", t.elapsed());
 
     proxy.restore();
     let (status, body) = wait_for_ready(&app, 200, Duration::from_secs(15)).await;
@@ -119,4 +124,63 @@ async fn security_txt_contact_is_configurable() {
         .await;
     let text = app.get("/.well-known/security.txt").await.text().await.expect("body");
     assert!(text.contains("Contact: mailto:sec@example.org\nContact: https://example.org/report\n"), "{text}");
+}
+
+#[tokio::test]
+async fn readyz_follows_a_redis_outage() {
+    let Some(redis) = latchkey_testkit::redis_url() else {
+        return; // Redis runs in the suite's third pass (.ci/run).
+    };
+    let url = url::Url::parse(&redis).expect("url");
+    let target = format!("{}:{}", url.host_str().unwrap_or("127.0.0.1"), url.port().unwrap_or(6379));
+    let target =
+        tokio::net::lookup_host(target).await.expect("resolve").find(|a| a.ip().is_loopback()).expect("loopback");
+    let proxy = TcpProxy::start(target);
+    let mut through = url.clone();
+    through.set_host(Some("127.0.0.1")).expect("host");
+    through.set_port(Some(proxy.addr.port())).expect("port");
+    let app = TestApp::builder().sessions_url(through.as_str()).spawn().await;
+    assert_eq!(app.core.store.kind(), "redis");
+    let (status, body) = wait_for_ready(&app, 200, Duration::from_secs(10)).await;
+    assert_eq!(status, 200, "{body}");
+    app.core.store.put("before", b"v", Duration::from_secs(600)).await.expect("put");
+
+    proxy.cut();
+    let (status, body) = wait_for_ready(&app, 503, Duration::from_secs(10)).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["checks"]["database"], "ok");
+    assert_ne!(body["checks"]["store"], "ok");
+    assert!(body["detail"].as_str().is_some_and(|d| d.contains("session store")), "{body}");
+    let t = Instant::now();
+    assert_eq!(ready_status(&app).await.0, 503);
+    assert!(t.elapsed() < Duration::from_secs(2), "probe took {:?}", t.elapsed());
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    let t = Instant::now();
+    let err = app.core.store.get("before").await.expect_err("the store is cut");
+    assert!(matches!(err, latchkey_core::store::StoreError::Unavailable(_)), "{err:?}");
+    assert!(t.elapsed() < Duration::from_secs(3), "took {:?}", t.elapsed());
+
+    proxy.restore();
+    let (status, body) = wait_for_ready(&app, 200, Duration::from_secs(15)).await;
+    assert_eq!(status, 200, "{body}");
+    // Recovered without a restart, and the data is still there.
+    let until = Instant::now() + Duration::from_secs(10);
+    let value = loop {
+        match app.core.store.get("before").await {
+            Ok(v) => break v,
+            Err(_) if Instant::now() < until => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(e) => panic!("store did not recover: {e}"),
+        }
+    };
+    assert_eq!(value.as_deref(), Some(&b"v"[..]));
+}
+
+#[tokio::test]
+async fn readyz_reports_the_store_kind() {
+    let app = TestApp::spawn().await;
+    let (status, body) = ready_status(&app).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["checks"]["store"], "ok");
+    let want = if latchkey_testkit::redis_url().is_some() { "redis" } else { "database" };
+    assert_eq!(body["checks"]["store_kind"], want);
 }

@@ -6,5 +6,7 @@ mod cli;
 mod config;
 mod headers;
 mod health;
+mod metrics;
 mod serve;
+mod store;
 mod support;

@@ -121,6 +121,15 @@ impl From<AuditRow> for AuditEntry {
     }
 }
 
+/// How long audit events are kept.
+pub const RETENTION_DAYS: i64 = 2 * 365;
+
+/// Deletes events older than the retention period; returns how many.
+pub async fn purge_expired(core: &crate::Core) -> Result<usize, CoreError> {
+    let before = (core.clock.now() - chrono::Duration::days(RETENTION_DAYS)).naive_utc();
+    Ok(core.db.run(move |conn| q::purge_before(conn, before)).await?)
+}
+
 /// Events, oldest first, at most `limit`.
 pub async fn list(
     core: &crate::Core,

@@ -11,7 +11,7 @@ use crate::Core;
 use crate::accounts::not_found;
 use crate::audit::{self, Actor, Event};
 use crate::error::CoreError;
-use crate::tokens::{hash_secret, random_id, random_token};
+use crate::tokens::{hash_secret, random_token};
 
 pub const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
 pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";
@@ -198,7 +198,8 @@ pub async fn create_client(core: &Core, new: NewClient, actor: &Actor) -> Result
     let secret = if new.public { None } else { Some(random_token()?) };
     let now = core.clock.now_naive();
     let row = ClientRow {
-        id: random_id()?,
+        // Hex: never begins with '-', so it is safe as a command-line argument.
+        id: crate::tokens::hex(&crate::tokens::random_bytes::<16>()?),
         name,
         secret_hash: secret.as_deref().map(hash_secret),
         redirect_uris: json_list(&redirect_uris),

@@ -7,11 +7,13 @@ pub mod audit;
 pub mod clients;
 pub mod clock;
 pub mod error;
+pub mod maintenance;
 pub mod net;
 pub mod password;
 pub mod rewrap;
 pub mod secrets;
 pub mod settings;
+pub mod store;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -24,12 +26,14 @@ pub use settings::{ConfigError, Settings};
 
 use password::{Hasher, PasswordPolicy};
 use secrets::SecretBox;
+use store::Store;
 
 /// Everything a request or command needs, built once.
 #[derive(Clone)]
 pub struct Core {
     pub settings: Arc<Settings>,
     pub db: Db,
+    pub store: Store,
     pub secrets: Arc<SecretBox>,
     pub password_policy: PasswordPolicy,
     pub hasher: Arc<Hasher>,
@@ -38,7 +42,11 @@ pub struct Core {
 
 impl std::fmt::Debug for Core {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Core").field("db", &self.db).field("secrets", &self.secrets).finish_non_exhaustive()
+        f.debug_struct("Core")
+            .field("db", &self.db)
+            .field("store", &self.store)
+            .field("secrets", &self.secrets)
+            .finish_non_exhaustive()
     }
 }
 
@@ -51,6 +59,8 @@ pub enum StartError {
     DataDir { path: String, reason: String },
     #[error("database.url: {0}")]
     Database(String),
+    #[error("sessions.url: {0}")]
+    Store(String),
     #[error("secrets: {0}")]
     Secrets(String),
     #[error("cannot start the password hashing threads: {0}")]
@@ -77,12 +87,18 @@ impl Core {
             },
         )
         .map_err(|e| StartError::Database(e.to_string()))?;
+        let store = match &settings.sessions.url {
+            Some(url) => Store::redis(url, &settings.sessions.prefix, clock.clone())
+                .map_err(|e| StartError::Store(e.to_string()))?,
+            None => Store::database(db.clone(), clock.clone()),
+        };
         let secrets = SecretBox::from_settings(&settings).map_err(|e| StartError::Secrets(e.to_string()))?;
         let hasher = Hasher::from_settings(&settings.passwords).map_err(|e| StartError::Hasher(e.to_string()))?;
         Ok(Core {
             password_policy: PasswordPolicy::from_settings(&settings.passwords),
             settings: Arc::new(settings),
             db,
+            store,
             secrets: Arc::new(secrets),
             hasher: Arc::new(hasher),
             clock,

@@ -39,9 +39,9 @@ struct RawSettings {
     secrets: RawSecrets,
     passwords: RawPasswords,
     log: RawLog,
+    sessions: RawSessions,
     // Sections of SPEC §3 whose features are not built yet: refused when set,
     // never accepted and ignored.
-    sessions: Option<IgnoredAny>,
     mail: Option<IgnoredAny>,
     providers: Option<IgnoredAny>,
     limits: Option<IgnoredAny>,
@@ -71,6 +71,14 @@ struct RawDatabase {
     url_file: Option<String>,
     pool_size: Option<u32>,
     acquire_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSessions {
+    url: Option<String>,
+    url_file: Option<String>,
+    prefix: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -124,9 +132,28 @@ pub struct Settings {
     pub server: ServerSettings,
     pub data_dir: PathBuf,
     pub database: DatabaseSettings,
+    pub sessions: SessionSettings,
     pub secrets: SecretsSettings,
     pub passwords: PasswordSettings,
     pub log: LogSettings,
+}
+
+/// Where short-lived state lives: Redis when `url` is set, else the SQL
+/// database.
+#[derive(Clone)]
+pub struct SessionSettings {
+    pub url: Option<String>,
+    /// Every Redis key begins with this.
+    pub prefix: String,
+}
+
+impl std::fmt::Debug for SessionSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionSettings")
+            .field("url", &self.url.as_deref().map(latchkey_db::redact_url))
+            .field("prefix", &self.prefix)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -246,7 +273,6 @@ impl Settings {
 
     fn validate(raw: RawSettings) -> Result<Settings, ConfigError> {
         for (key, set, what) in [
-            ("sessions", raw.sessions.is_some(), "the Redis session store"),
             ("mail", raw.mail.is_some(), "sending mail"),
             ("providers", raw.providers.is_some(), "upstream sign-in providers"),
             ("limits", raw.limits.is_some(), "configurable rate limits"),
@@ -288,6 +314,7 @@ impl Settings {
             idle_connections: 1,
         };
 
+        let sessions = validate_sessions(raw.sessions)?;
         let secrets = validate_secrets(raw.secrets, target.backend)?;
         let passwords = validate_passwords(raw.passwords)?;
         let log = LogSettings {
@@ -309,7 +336,7 @@ impl Settings {
                 level.to_ascii_lowercase()
             },
         };
-        Ok(Settings { server, data_dir, database, secrets, passwords, log })
+        Ok(Settings { server, data_dir, database, sessions, secrets, passwords, log })
     }
 
     /// Embedded mode: the database is the SQLite file under `data_dir`.
@@ -463,6 +490,30 @@ pub fn decode_key(text: &str) -> Result<[u8; 32], String> {
         .find_map(|e| e.decode(t).ok())
         .ok_or_else(|| "not valid base64".to_owned())?;
     <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| format!("must decode to 32 bytes, not {}", bytes.len()))
+}
+
+fn validate_sessions(raw: RawSessions) -> Result<SessionSettings, ConfigError> {
+    let url = secret_or_file("sessions.url", raw.url, raw.url_file)?;
+    if let Some(u) = &url {
+        let scheme = u.split_once("://").map(|(s, _)| s).unwrap_or("");
+        if !matches!(scheme, "redis" | "rediss") {
+            let key = "sessions.url";
+            return Err(ConfigError::new(
+                key,
+                if scheme.is_empty() {
+                    "not a URL; expected redis://… or rediss://…".to_owned()
+                } else {
+                    format!("unsupported scheme {scheme:?}; expected redis:// or rediss://")
+                },
+            ));
+        }
+        Url::parse(u).map_err(|e| ConfigError::new("sessions.url", format!("not a valid URL ({e})")))?;
+    }
+    let prefix = raw.prefix.unwrap_or_else(|| "latchkey:".to_owned());
+    if prefix.is_empty() || prefix.len() > 64 || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ConfigError::new("sessions.prefix", "1 to 64 characters, no spaces"));
+    }
+    Ok(SessionSettings { url, prefix })
 }
 
 fn validate_passwords(raw: RawPasswords) -> Result<PasswordSettings, ConfigError> {

@@ -13,7 +13,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 pub use connection::{Backend, DbConnection, DbTarget, PoolOptions};
 pub use error::DbError;
-pub use queries::{audit, clients, users};
+pub use queries::{audit, clients, store, users};
 
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
@@ -67,6 +67,12 @@ impl Db {
         })
         .await
         .map_err(|e| DbError::Query(format!("database task failed: {e}")))?
+    }
+
+    /// Connections open in the pool, and how many of them are idle.
+    pub fn pool_state(&self) -> (u32, u32) {
+        let s = self.pool.state();
+        (s.connections, s.idle_connections)
     }
 
     /// Checks that a connection can be had within `within` and answers.

@@ -49,4 +49,28 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(users, clients, audit_events);
+diesel::table! {
+    store_entries (key) {
+        key -> Text,
+        value -> Binary,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    store_counters (key) {
+        key -> Text,
+        count -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    store_index (index_key, member) {
+        index_key -> Text,
+        member -> Text,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(users, clients, audit_events, store_entries, store_counters, store_index);

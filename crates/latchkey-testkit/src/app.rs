@@ -22,6 +22,7 @@ pub struct TestApp {
     pub db: Arc<TestDb>,
     handle: ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
+    _data_dir: tempfile::TempDir,
 }
 
 /// Options for [`TestApp`].
@@ -31,12 +32,21 @@ pub struct TestAppBuilder {
     toml: Option<String>,
     db: Option<Arc<TestDb>>,
     database_url: Option<String>,
+    sessions_url: Option<String>,
     migrate: bool,
 }
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
         TestApp::builder().spawn().await
+    }
+
+    /// Two instances sharing one database and one store (and prefix).
+    pub async fn two_instances() -> (TestApp, TestApp) {
+        let db = Arc::new(TestDb::new());
+        let a = TestApp::builder().db(db.clone()).spawn().await;
+        let b = TestApp::builder().db(db).spawn().await;
+        (a, b)
     }
 
     pub fn builder() -> TestAppBuilder {
@@ -99,17 +109,23 @@ impl TestAppBuilder {
         self
     }
 
+    /// Use this Redis URL for the store (outage tests through a proxy).
+    pub fn sessions_url(mut self, url: &str) -> Self {
+        self.sessions_url = Some(url.to_owned());
+        self
+    }
+
     pub async fn spawn(self) -> TestApp {
         let db = self.db.unwrap_or_else(|| Arc::new(TestDb::new()));
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let addr = listener.local_addr().expect("local address");
         let public_url = format!("http://localhost:{}", addr.port());
-        let data_dir = tempfile::tempdir().expect("temporary folder").keep();
+        let data_dir = tempfile::tempdir().expect("temporary folder");
 
         let mut env: Vec<(String, String)> = db.env();
         env.retain(|(k, _)| k != "LATCHKEY_DATA_DIR");
         env.extend([
-            ("LATCHKEY_DATA_DIR".to_owned(), data_dir.display().to_string()),
+            ("LATCHKEY_DATA_DIR".to_owned(), data_dir.path().display().to_string()),
             ("LATCHKEY_SERVER__BIND".to_owned(), addr.to_string()),
             ("LATCHKEY_SERVER__PUBLIC_URL".to_owned(), public_url.clone()),
             ("LATCHKEY_SERVER__WORKERS".to_owned(), "1".to_owned()),
@@ -120,6 +136,14 @@ impl TestAppBuilder {
             env.retain(|(k, _)| k != "LATCHKEY_DATABASE__URL");
             env.push(("LATCHKEY_DATABASE__URL".to_owned(), url.clone()));
             env.push(("LATCHKEY_DATABASE__ACQUIRE_TIMEOUT_MS".to_owned(), "300".to_owned()));
+        }
+        if let Some(url) = &self.sessions_url {
+            env.retain(|(k, _)| k != "LATCHKEY_SESSIONS__URL");
+            env.push(("LATCHKEY_SESSIONS__URL".to_owned(), url.clone()));
+            if !env.iter().any(|(k, _)| k == "LATCHKEY_SESSIONS__PREFIX") {
+                let prefix = format!("latchkey-test:{}:", uuid::Uuid::new_v4().simple());
+                env.push(("LATCHKEY_SESSIONS__PREFIX".to_owned(), prefix));
+            }
         }
         env.extend(self.env);
         let settings = Settings::from_sources(self.toml.as_deref(), env).expect("test settings are valid");
@@ -151,6 +175,7 @@ impl TestAppBuilder {
             db,
             handle,
             thread: Some(thread),
+            _data_dir: data_dir,
         }
     }
 }

@@ -5,14 +5,17 @@ use diesel::sql_types::Text;
 use diesel::{PgConnection, sql_query};
 use latchkey_db::DbConnection;
 
-/// A database of a test's own, removed on drop.
+/// A database of a test's own (and, with `LATCHKEY_TEST_REDIS_URL`, a Redis
+/// key prefix of its own), removed on drop.
 pub struct TestDb {
     pub url: String,
+    /// Redis URL and this test's key prefix, when tests use Redis.
+    pub redis: Option<(String, String)>,
     /// Where embedded-mode files (the SQLite database, keys) live.
     pub dir: tempfile::TempDir,
     postgres: Option<PgDatabase>,
-    /// The encryption key production mode requires (PostgreSQL only).
-    pub encryption_key: Option<String>,
+    /// The encryption key every process of this test shares.
+    pub encryption_key: String,
 }
 
 struct PgDatabase {
@@ -31,21 +34,24 @@ impl TestDb {
     /// SQLite unless `LATCHKEY_TEST_DATABASE_URL` names a PostgreSQL server.
     pub fn new() -> TestDb {
         let dir = tempfile::tempdir().expect("temporary folder");
+        let redis = crate::redis_url().map(|u| (u, format!("latchkey-test:{}:", uuid::Uuid::new_v4().simple())));
         match crate::postgres_url() {
             None => TestDb {
                 url: format!("sqlite://{}", dir.path().join("latchkey.db").display()),
+                redis,
                 dir,
                 postgres: None,
-                encryption_key: None,
+                encryption_key: crate::random_key(),
             },
             Some(admin_url) => {
                 let name = format!("latchkey_test_{}", uuid::Uuid::new_v4().simple());
                 create_from_template(&admin_url, &name);
                 TestDb {
                     url: with_database(&admin_url, &name),
+                    redis,
                     dir,
                     postgres: Some(PgDatabase { admin_url, name }),
-                    encryption_key: Some(crate::random_key()),
+                    encryption_key: crate::random_key(),
                 }
             }
         }
@@ -61,9 +67,11 @@ impl TestDb {
             ("LATCHKEY_DATA_DIR".to_owned(), self.dir.path().join("data").display().to_string()),
             ("LATCHKEY_DATABASE__URL".to_owned(), self.url.clone()),
             ("LATCHKEY_PASSWORDS__BCRYPT_COST".to_owned(), "10".to_owned()),
+            ("LATCHKEY_SECRETS__ENCRYPTION_KEYS".to_owned(), self.encryption_key.clone()),
         ];
-        if let Some(k) = &self.encryption_key {
-            v.push(("LATCHKEY_SECRETS__ENCRYPTION_KEYS".to_owned(), k.clone()));
+        if let Some((url, prefix)) = &self.redis {
+            v.push(("LATCHKEY_SESSIONS__URL".to_owned(), url.clone()));
+            v.push(("LATCHKEY_SESSIONS__PREFIX".to_owned(), prefix.clone()));
         }
         v
     }
@@ -90,11 +98,35 @@ impl Default for TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        if let Some((url, prefix)) = &self.redis {
+            remove_redis_keys(url, prefix);
+        }
         if let Some(pg) = &self.postgres
             && let Ok(mut admin) = PgConnection::establish(&pg.admin_url)
         {
             let _ = sql_query(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", pg.name)).execute(&mut admin);
         }
+    }
+}
+
+/// Deletes every key under `prefix` (SCAN, never KEYS).
+fn remove_redis_keys(url: &str, prefix: &str) {
+    let Ok(client) = redis::Client::open(url) else { return };
+    let Ok(mut conn) = client.get_connection() else { return };
+    let keys: Vec<String> = match redis::cmd("SCAN")
+        .cursor_arg(0)
+        .arg("MATCH")
+        .arg(format!("{prefix}*"))
+        .arg("COUNT")
+        .arg(1000)
+        .clone()
+        .iter(&mut conn)
+    {
+        Ok(iter) => iter.filter_map(Result::ok).collect(),
+        Err(_) => return,
+    };
+    for chunk in keys.chunks(500) {
+        let _: Result<i64, _> = redis::cmd("DEL").arg(chunk).query(&mut conn);
     }
 }
 

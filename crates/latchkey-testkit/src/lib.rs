@@ -16,6 +16,11 @@ pub fn postgres_url() -> Option<String> {
     std::env::var("LATCHKEY_TEST_DATABASE_URL").ok().filter(|s| !s.trim().is_empty())
 }
 
+/// The Redis server tests use, if any.
+pub fn redis_url() -> Option<String> {
+    std::env::var("LATCHKEY_TEST_REDIS_URL").ok().filter(|s| !s.trim().is_empty())
+}
+
 /// A fresh base64 32-byte key.
 pub fn random_key() -> String {
     use base64::Engine as _;

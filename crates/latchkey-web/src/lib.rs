@@ -4,6 +4,7 @@
 pub mod client_addr;
 pub mod error;
 pub mod handlers;
+pub mod metrics;
 pub mod middleware;
 pub mod routes;
 
@@ -27,10 +28,12 @@ pub struct ServeOptions {
 pub fn build_server(core: Core, listeners: Vec<TcpListener>, opts: &ServeOptions) -> std::io::Result<Server> {
     let s = core.settings.server.clone();
     let data = Data::new(core);
+    let metrics = Data::new(metrics::Metrics::new().map_err(std::io::Error::other)?);
     let max_body = s.max_body_bytes;
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .app_data(metrics.clone())
             .app_data(web::PayloadConfig::new(max_body))
             .app_data(web::FormConfig::default().limit(max_body))
             .app_data(web::JsonConfig::default().limit(max_body))

@@ -137,7 +137,6 @@ fn malformed_toml_is_refused() {
 #[test]
 fn unbuilt_sections_are_refused_not_ignored() {
     for (var, key) in [
-        ("LATCHKEY_SESSIONS__URL", "sessions"),
         ("LATCHKEY_MAIL__FROM", "mail"),
         ("LATCHKEY_PROVIDERS__GOOGLE__CLIENT_ID", "providers"),
         ("LATCHKEY_LIMITS__SIGNUP_PER_MINUTE", "limits"),
@@ -203,4 +202,23 @@ fn missing_config_file_is_named() {
     let e = Settings::load(Some(Path::new("/nonexistent/latchkey.toml")), Vec::new()).expect_err("refused");
     assert_eq!(e.key, "--config");
     assert!(e.message.contains("no such file"));
+}
+
+#[test]
+fn sessions_url_selects_redis() {
+    let s = load(None, &[]).expect("loads");
+    assert!(s.sessions.url.is_none());
+    assert_eq!(s.sessions.prefix, "latchkey:");
+    let s = load(
+        None,
+        &[("LATCHKEY_SESSIONS__URL", "rediss://:pw@cache.example.com:6380/0"), ("LATCHKEY_SESSIONS__PREFIX", "idp:")],
+    )
+    .expect("loads");
+    assert_eq!(s.sessions.url.as_deref(), Some("rediss://:pw@cache.example.com:6380/0"));
+    assert_eq!(s.sessions.prefix, "idp:");
+    assert!(!format!("{s:?}").contains(":pw@"), "the password stays out of debug output");
+    assert_eq!(key_of(load(None, &[("LATCHKEY_SESSIONS__URL", "memcached://h")])), "sessions.url");
+    assert_eq!(key_of(load(None, &[("LATCHKEY_SESSIONS__URL", "localhost:6379")])), "sessions.url");
+    assert_eq!(key_of(load(None, &[("LATCHKEY_SESSIONS__PREFIX", "has space")])), "sessions.prefix");
+    assert_eq!(key_of(load(None, &[("LATCHKEY_SESSIONS__URL_FILE", "/nonexistent/redis-url")])), "sessions.url_file");
 }

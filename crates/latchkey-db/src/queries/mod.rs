@@ -3,4 +3,5 @@
 
 pub mod audit;
 pub mod clients;
+pub mod store;
 pub mod users;

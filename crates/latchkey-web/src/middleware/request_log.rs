@@ -45,6 +45,11 @@ pub async fn request_log(
     match result {
         Ok(mut res) => {
             let status = res.status().as_u16();
+            if let Some(m) = res.request().app_data::<actix_web::web::Data<crate::metrics::Metrics>>() {
+                // Route patterns, not paths: bounded label values.
+                let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+                m.observe(&route, method.as_str(), status, millis / 1000.0);
+            }
             if res.status().is_server_error() {
                 tracing::warn!(%method, %path, status, latency_ms = millis, %client, "request");
             } else {

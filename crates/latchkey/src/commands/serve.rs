@@ -20,6 +20,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         println!("Embedded mode: data in {} (SQLite database and encryption key)", s.data_dir.display());
     } else {
         println!("Database: {}", core.db.label());
+        println!("Session store: {}", core.store.kind());
     }
     match latchkey_core::accounts::count_admins(&core).await {
         Ok(0) => {
@@ -31,9 +32,12 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         Err(e) => tracing::warn!(error = %e, "could not count admin accounts"),
     }
 
+    let maintenance = tokio::spawn(latchkey_core::maintenance::run_forever(core.clone()));
     let server = latchkey_web::build_server(core, listeners, &ServeOptions::default())
         .map_err(|e| format!("cannot start the HTTP server: {e}"))?;
-    server.await.map_err(|e| format!("server stopped: {e}"))?;
+    let served = server.await;
+    maintenance.abort();
+    served.map_err(|e| format!("server stopped: {e}"))?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,0 +1,3 @@
+DROP TABLE store_index;
+DROP TABLE store_counters;
+DROP TABLE store_entries;
