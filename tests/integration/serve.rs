@@ -160,3 +160,39 @@ async fn a_busy_port_is_a_clear_error() {
     assert!(last.starts_with("latchkey: server.bind: cannot listen on"), "{last}");
     assert!(last.contains(&addr), "{last}");
 }
+
+/// The configuration the container image and docker-compose.yml use, run with
+/// the local PostgreSQL and Redis in place of the compose services (no
+/// container engine here: the image itself is built elsewhere).
+#[tokio::test]
+async fn the_compose_configuration_serves_on_postgres_and_redis() {
+    let db = TestDb::new();
+    if !db.is_postgres() || db.redis.is_none() {
+        return; // runs in the suite's pass with both (.ci/run)
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let config = root.join("config/docker.toml");
+    let compose = std::fs::read_to_string(root.join("docker-compose.yml")).expect("docker-compose.yml");
+    assert!(compose.contains("./config/docker.toml:/etc/latchkey/latchkey.toml"), "compose mounts this config");
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).expect("Dockerfile");
+    assert!(dockerfile.contains("COPY config/docker.toml /etc/latchkey/latchkey.toml"));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut env: Vec<(String, String)> = db.env().into_iter().filter(|(k, _)| k != "LATCHKEY_DATA_DIR").collect();
+    env.push(("LATCHKEY_CONFIG".to_owned(), config.display().to_string()));
+    env.push(("LATCHKEY_SERVER__BIND".to_owned(), "127.0.0.1:0".to_owned()));
+    let served = start(&env, dir.path());
+    let banner = served.banner.join("\n");
+    assert!(banner.contains("Session store: redis"), "{banner}");
+    let client = reqwest::Client::new();
+    let r = client.get(format!("{}/readyz", served.address)).send().await.expect("readyz");
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["checks"]["store_kind"], "redis");
+    let (clean, log) = served.stop();
+    assert!(clean);
+    // log.format = "json": every line is a JSON object.
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(serde_json::from_str::<serde_json::Value>(line).is_ok(), "not JSON: {line}");
+    }
+}
