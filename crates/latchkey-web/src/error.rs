@@ -82,3 +82,49 @@ const NOT_FOUND_PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta chars
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Not found · Latchkey</title></head>\
 <body><main><h1>Page not found</h1><p>There is nothing at this address. Check the link and try again.</p>\
 </main></body></html>";
+
+#[cfg(test)]
+mod tests {
+    use actix_web::body::MessageBody;
+
+    use super::*;
+
+    fn render(e: CoreError) -> (StatusCode, Option<String>, serde_json::Value) {
+        let res = ApiError(e).error_response();
+        let status = res.status();
+        let retry = res.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        assert_eq!(res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()), Some(PROBLEM_JSON));
+        let bytes = res.into_body().try_into_bytes().unwrap_or_default();
+        (status, retry, serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    #[test]
+    fn unavailable_and_busy_are_503_with_retry_after() {
+        let (s, retry, body) = render(CoreError::Unavailable("session store"));
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry.as_deref(), Some("5"));
+        assert_eq!(body["detail"], "session store unavailable");
+        let (s, retry, _) = render(CoreError::Busy);
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(retry.is_some());
+    }
+
+    #[test]
+    fn internal_errors_never_show_their_detail() {
+        let (s, _, body) = render(CoreError::Internal("SELECT * FROM users: syntax error at line 3".into()));
+        assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!body.to_string().contains("SELECT"), "{body}");
+        assert_eq!(body["status"], 500);
+    }
+
+    #[test]
+    fn input_errors_name_the_field() {
+        let (s, _, body) = render(CoreError::invalid("Email", "Enter a valid email address."));
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(body["field"], "Email");
+        assert_eq!(body["detail"], "Enter a valid email address.");
+        assert_eq!(render(CoreError::NotFound("client")).0, StatusCode::NOT_FOUND);
+        assert_eq!(render(CoreError::Conflict("taken".into())).0, StatusCode::CONFLICT);
+        assert_eq!(render(CoreError::NotBuilt("x".into())).0, StatusCode::NOT_IMPLEMENTED);
+    }
+}
