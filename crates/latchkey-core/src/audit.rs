@@ -64,6 +64,12 @@ impl<'a> Event<'a> {
         self
     }
 
+    /// The user by id alone (the address is filled in from the account).
+    pub fn with_user_id(mut self, id: &'a str) -> Self {
+        self.user_id = Some(id);
+        self
+    }
+
     pub fn detail(mut self, detail: serde_json::Value) -> Self {
         self.detail = detail;
         self

@@ -20,6 +20,12 @@ pub enum CoreError {
     /// A feature the request asks for is not built yet.
     #[error("{0}")]
     NotBuilt(String),
+    /// Too many attempts: try again after the duration (429).
+    #[error("Too many attempts. Try again in {}.", crate::ratelimit::human_wait(*.0))]
+    RateLimited(std::time::Duration),
+    /// A sensitive action needs a recent sign-in.
+    #[error("Sign in again to continue.")]
+    ReauthenticationRequired,
     /// Shed load: answer 503 with Retry-After.
     #[error("busy; try again shortly")]
     Busy,

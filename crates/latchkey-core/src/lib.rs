@@ -4,14 +4,18 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod auth;
 pub mod clients;
 pub mod clock;
 pub mod error;
+pub mod mail;
 pub mod maintenance;
 pub mod net;
 pub mod password;
+pub mod ratelimit;
 pub mod rewrap;
 pub mod secrets;
+pub mod sessions;
 pub mod settings;
 pub mod store;
 pub mod tokens;
@@ -37,6 +41,7 @@ pub struct Core {
     pub secrets: Arc<SecretBox>,
     pub password_policy: PasswordPolicy,
     pub hasher: Arc<Hasher>,
+    pub mailer: mail::Mailer,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -63,6 +68,8 @@ pub enum StartError {
     Store(String),
     #[error("secrets: {0}")]
     Secrets(String),
+    #[error("{0}")]
+    Mail(String),
     #[error("cannot start the password hashing threads: {0}")]
     Hasher(String),
 }
@@ -94,6 +101,7 @@ impl Core {
         };
         let secrets = SecretBox::from_settings(&settings).map_err(|e| StartError::Secrets(e.to_string()))?;
         let hasher = Hasher::from_settings(&settings.passwords).map_err(|e| StartError::Hasher(e.to_string()))?;
+        let mailer = mail::Mailer::from_settings(&settings).map_err(|e| StartError::Mail(e.to_string()))?;
         Ok(Core {
             password_policy: PasswordPolicy::from_settings(&settings.passwords),
             settings: Arc::new(settings),
@@ -101,6 +109,7 @@ impl Core {
             store,
             secrets: Arc::new(secrets),
             hasher: Arc::new(hasher),
+            mailer,
             clock,
         })
     }

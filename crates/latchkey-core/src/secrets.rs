@@ -47,6 +47,7 @@ struct Key {
 
 pub struct SecretBox {
     keys: Vec<Key>,
+    derive_key: aws_lc_rs::hmac::Key,
 }
 
 impl std::fmt::Debug for SecretBox {
@@ -78,7 +79,7 @@ impl SecretBox {
             let unbound = UnboundKey::new(&AES_256_GCM, k).map_err(|_| SecretError::Crypto)?;
             out.push(Key { kid, key: LessSafeKey::new(unbound) });
         }
-        Ok(SecretBox { keys: out })
+        Ok(SecretBox { keys: out, derive_key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &keys[0]) })
     }
 
     /// The keys the settings name, or in embedded mode the one kept in
@@ -88,6 +89,17 @@ impl SecretBox {
             SecretsSettings::Configured(keys) => SecretBox::new(keys),
             SecretsSettings::DataDir => SecretBox::new(&[load_or_create_key_file(&settings.data_dir)?]),
         }
+    }
+
+    /// A 256-bit key for `purpose` (CSRF tokens, cookie MACs), derived from
+    /// the first key with HMAC-SHA256: every instance derives the same one,
+    /// and rotating the first key rotates it.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(
+            aws_lc_rs::hmac::sign(&self.derive_key, format!("latchkey derive\0{purpose}").as_bytes()).as_ref(),
+        );
+        out
     }
 
     /// The id of the key that seals.
@@ -265,6 +277,17 @@ mod tests {
         let only_new = sb(&[[2; 32]]);
         assert_eq!(only_new.open("ctx", &c_new).expect("open"), b"value");
         assert!(matches!(only_new.open("ctx", &c_old), Err(SecretError::UnknownKey(_))));
+    }
+
+    #[test]
+    fn derived_keys_depend_on_purpose_and_first_key() {
+        let a = sb(&[[1; 32], [2; 32]]);
+        let b = sb(&[[1; 32]]);
+        let c = sb(&[[2; 32], [1; 32]]);
+        assert_eq!(a.derive("csrf"), b.derive("csrf"), "only the first key matters");
+        assert_ne!(a.derive("csrf"), a.derive("device"));
+        assert_ne!(a.derive("csrf"), c.derive("csrf"));
+        assert_ne!(a.derive("csrf"), [1; 32]);
     }
 
     #[test]

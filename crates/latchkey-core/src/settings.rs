@@ -42,9 +42,10 @@ struct RawSettings {
     sessions: RawSessions,
     // Sections of SPEC §3 whose features are not built yet: refused when set,
     // never accepted and ignored.
-    mail: Option<IgnoredAny>,
+    mail: RawMail,
+    lifetimes: RawLifetimes,
     providers: Option<IgnoredAny>,
-    limits: Option<IgnoredAny>,
+    limits: RawLimits,
     keys: Option<IgnoredAny>,
 }
 
@@ -71,6 +72,38 @@ struct RawDatabase {
     url_file: Option<String>,
     pool_size: Option<u32>,
     acquire_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawMail {
+    smtp_url: Option<String>,
+    smtp_url_file: Option<String>,
+    from: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLifetimes {
+    session_idle_secs: Option<u64>,
+    session_absolute_secs: Option<u64>,
+    reauthentication_secs: Option<u64>,
+    verification_link_secs: Option<u64>,
+    reset_link_secs: Option<u64>,
+    known_device_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLimits {
+    login_failures_per_account: Option<u64>,
+    login_failure_window_secs: Option<u64>,
+    login_failures_per_address_per_minute: Option<u64>,
+    login_failures_per_address_per_hour: Option<u64>,
+    signup_per_minute: Option<u64>,
+    reset_mails_per_account_per_hour: Option<u64>,
+    reset_requests_per_address_per_hour: Option<u64>,
+    account_mails_per_hour: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -136,6 +169,53 @@ pub struct Settings {
     pub secrets: SecretsSettings,
     pub passwords: PasswordSettings,
     pub log: LogSettings,
+    pub mail: MailSettings,
+    pub lifetimes: Lifetimes,
+    pub limits: Limits,
+}
+
+/// Outgoing mail: SMTP when `smtp_url` is set, else `.eml` files in
+/// `data_dir/outbox`.
+#[derive(Clone)]
+pub struct MailSettings {
+    pub smtp_url: Option<String>,
+    pub from: String,
+}
+
+impl std::fmt::Debug for MailSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailSettings")
+            .field("smtp_url", &self.smtp_url.as_deref().map(latchkey_db::redact_url))
+            .field("from", &self.from)
+            .finish()
+    }
+}
+
+/// How long things live (SPEC §5 defaults).
+#[derive(Debug, Clone)]
+pub struct Lifetimes {
+    pub session_idle: Duration,
+    pub session_absolute: Duration,
+    /// A sign-in this recent allows sensitive account actions.
+    pub reauthentication: Duration,
+    pub verification_link: Duration,
+    pub reset_link: Duration,
+    /// How long a browser that signed in successfully stays exempt from the
+    /// per-account failure limit.
+    pub known_device: Duration,
+}
+
+/// Rate limits (SPEC §5 defaults), counted in the store.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub login_failures_per_account: u64,
+    pub login_failure_window: Duration,
+    pub login_failures_per_address_per_minute: u64,
+    pub login_failures_per_address_per_hour: u64,
+    pub signup_per_minute: u64,
+    pub reset_mails_per_account_per_hour: u64,
+    pub reset_requests_per_address_per_hour: u64,
+    pub account_mails_per_hour: u64,
 }
 
 /// Where short-lived state lives: Redis when `url` is set, else the SQL
@@ -273,9 +353,7 @@ impl Settings {
 
     fn validate(raw: RawSettings) -> Result<Settings, ConfigError> {
         for (key, set, what) in [
-            ("mail", raw.mail.is_some(), "sending mail"),
             ("providers", raw.providers.is_some(), "upstream sign-in providers"),
-            ("limits", raw.limits.is_some(), "configurable rate limits"),
             ("keys", raw.keys.is_some(), "signing-key settings"),
         ] {
             if set {
@@ -336,7 +414,10 @@ impl Settings {
                 level.to_ascii_lowercase()
             },
         };
-        Ok(Settings { server, data_dir, database, sessions, secrets, passwords, log })
+        let mail = validate_mail(raw.mail, &server.public_url)?;
+        let lifetimes = validate_lifetimes(raw.lifetimes)?;
+        let limits = validate_limits(raw.limits)?;
+        Ok(Settings { server, data_dir, database, sessions, secrets, passwords, log, mail, lifetimes, limits })
     }
 
     /// Embedded mode: the database is the SQLite file under `data_dir`.
@@ -490,6 +571,95 @@ pub fn decode_key(text: &str) -> Result<[u8; 32], String> {
         .find_map(|e| e.decode(t).ok())
         .ok_or_else(|| "not valid base64".to_owned())?;
     <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| format!("must decode to 32 bytes, not {}", bytes.len()))
+}
+
+fn validate_mail(raw: RawMail, public_url: &str) -> Result<MailSettings, ConfigError> {
+    let smtp_url = secret_or_file("mail.smtp_url", raw.smtp_url, raw.smtp_url_file)?;
+    if let Some(u) = &smtp_url {
+        let parsed = Url::parse(u).map_err(|e| ConfigError::new("mail.smtp_url", format!("not a valid URL ({e})")))?;
+        if !matches!(parsed.scheme(), "smtp" | "smtps") {
+            return Err(ConfigError::new(
+                "mail.smtp_url",
+                format!("unsupported scheme {:?}; expected smtp:// or smtps://", parsed.scheme()),
+            ));
+        }
+        if parsed.host_str().is_none_or(str::is_empty) {
+            return Err(ConfigError::new("mail.smtp_url", "has no host"));
+        }
+    }
+    let from = match raw.from {
+        Some(f) => f,
+        None => {
+            let host = Url::parse(public_url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
+            format!("Latchkey <no-reply@{host}>")
+        }
+    };
+    from.parse::<lettre::message::Mailbox>().map_err(|_| {
+        ConfigError::new("mail.from", format!("{from:?} is not an address such as \"Latchkey <id@example.com>\""))
+    })?;
+    Ok(MailSettings { smtp_url, from })
+}
+
+fn secs(key: &str, value: Option<u64>, default: u64, min: u64, max: u64) -> Result<Duration, ConfigError> {
+    let v = value.unwrap_or(default);
+    if !(min..=max).contains(&v) {
+        return Err(ConfigError::new(key, format!("must be between {min} and {max} seconds")));
+    }
+    Ok(Duration::from_secs(v))
+}
+
+fn validate_lifetimes(raw: RawLifetimes) -> Result<Lifetimes, ConfigError> {
+    const DAY: u64 = 86_400;
+    let session_idle = secs("lifetimes.session_idle_secs", raw.session_idle_secs, DAY, 60, 90 * DAY)?;
+    let session_absolute = secs("lifetimes.session_absolute_secs", raw.session_absolute_secs, 14 * DAY, 60, 365 * DAY)?;
+    if session_idle > session_absolute {
+        return Err(ConfigError::new("lifetimes.session_idle_secs", "must not exceed lifetimes.session_absolute_secs"));
+    }
+    Ok(Lifetimes {
+        session_idle,
+        session_absolute,
+        reauthentication: secs("lifetimes.reauthentication_secs", raw.reauthentication_secs, 600, 60, DAY)?,
+        verification_link: secs("lifetimes.verification_link_secs", raw.verification_link_secs, DAY, 300, 14 * DAY)?,
+        reset_link: secs("lifetimes.reset_link_secs", raw.reset_link_secs, 3600, 300, DAY)?,
+        known_device: secs("lifetimes.known_device_secs", raw.known_device_secs, 30 * DAY, 3600, 365 * DAY)?,
+    })
+}
+
+fn limit(key: &str, value: Option<u64>, default: u64) -> Result<u64, ConfigError> {
+    let v = value.unwrap_or(default);
+    if !(1..=1_000_000).contains(&v) {
+        return Err(ConfigError::new(key, "must be between 1 and 1000000"));
+    }
+    Ok(v)
+}
+
+fn validate_limits(raw: RawLimits) -> Result<Limits, ConfigError> {
+    Ok(Limits {
+        login_failures_per_account: limit("limits.login_failures_per_account", raw.login_failures_per_account, 5)?,
+        login_failure_window: secs("limits.login_failure_window_secs", raw.login_failure_window_secs, 900, 60, 86_400)?,
+        login_failures_per_address_per_minute: limit(
+            "limits.login_failures_per_address_per_minute",
+            raw.login_failures_per_address_per_minute,
+            20,
+        )?,
+        login_failures_per_address_per_hour: limit(
+            "limits.login_failures_per_address_per_hour",
+            raw.login_failures_per_address_per_hour,
+            100,
+        )?,
+        signup_per_minute: limit("limits.signup_per_minute", raw.signup_per_minute, 5)?,
+        reset_mails_per_account_per_hour: limit(
+            "limits.reset_mails_per_account_per_hour",
+            raw.reset_mails_per_account_per_hour,
+            3,
+        )?,
+        reset_requests_per_address_per_hour: limit(
+            "limits.reset_requests_per_address_per_hour",
+            raw.reset_requests_per_address_per_hour,
+            20,
+        )?,
+        account_mails_per_hour: limit("limits.account_mails_per_hour", raw.account_mails_per_hour, 5)?,
+    })
 }
 
 fn validate_sessions(raw: RawSessions) -> Result<SessionSettings, ConfigError> {

@@ -41,6 +41,8 @@ impl ResponseError for ApiError {
             CoreError::Conflict(_) => StatusCode::CONFLICT,
             CoreError::NotBuilt(_) => StatusCode::NOT_IMPLEMENTED,
             CoreError::Busy | CoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            CoreError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            CoreError::ReauthenticationRequired => StatusCode::UNAUTHORIZED,
             CoreError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -61,6 +63,11 @@ impl ResponseError for ApiError {
         };
         if status == StatusCode::SERVICE_UNAVAILABLE {
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        if let CoreError::RateLimited(wait) = &self.0
+            && let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string())
+        {
+            res.headers_mut().insert(header::RETRY_AFTER, v);
         }
         res
     }

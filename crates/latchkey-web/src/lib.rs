@@ -1,11 +1,13 @@
 //! Latchkey's HTTP layer on actix-web: the route table, handlers, middleware
 //! and the one place errors become HTTP. Handlers call into `latchkey-core`.
 
+pub mod browser;
 pub mod client_addr;
 pub mod error;
 pub mod handlers;
 pub mod metrics;
 pub mod middleware;
+pub mod pages;
 pub mod routes;
 
 use std::net::{SocketAddr, TcpListener};

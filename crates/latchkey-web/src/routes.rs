@@ -2,8 +2,30 @@
 
 use actix_web::web;
 
-use crate::handlers::{health, wellknown};
+use crate::handlers::{account, assets, auth, health, wellknown};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(health::healthz).service(health::readyz).service(health::metrics).service(wellknown::security_txt);
+    cfg.service(health::healthz)
+        .service(health::readyz)
+        .service(health::metrics)
+        .service(wellknown::security_txt)
+        .service(assets::css)
+        .service(assets::js)
+        .service(auth::login_form)
+        .service(auth::login)
+        .service(auth::signup_form)
+        .service(auth::signup)
+        .service(auth::logout_form)
+        .service(auth::logout)
+        .service(auth::verify_form)
+        .service(auth::verify)
+        .service(auth::forgot_form)
+        .service(auth::forgot)
+        .service(auth::reset_form)
+        .service(auth::reset)
+        .service(account::account)
+        .service(account::change_password)
+        .service(account::end_session)
+        .service(account::end_other_sessions)
+        .service(account::resend_verification);
 }

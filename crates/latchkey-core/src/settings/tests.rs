@@ -136,12 +136,7 @@ fn malformed_toml_is_refused() {
 
 #[test]
 fn unbuilt_sections_are_refused_not_ignored() {
-    for (var, key) in [
-        ("LATCHKEY_MAIL__FROM", "mail"),
-        ("LATCHKEY_PROVIDERS__GOOGLE__CLIENT_ID", "providers"),
-        ("LATCHKEY_LIMITS__SIGNUP_PER_MINUTE", "limits"),
-        ("LATCHKEY_KEYS__RSA_BITS", "keys"),
-    ] {
+    for (var, key) in [("LATCHKEY_PROVIDERS__GOOGLE__CLIENT_ID", "providers"), ("LATCHKEY_KEYS__RSA_BITS", "keys")] {
         let e = load(None, &[(var, "1")]).expect_err("refused");
         assert_eq!(e.key, key);
         assert!(e.message.contains("not available"), "{}", e.message);
@@ -221,4 +216,37 @@ fn sessions_url_selects_redis() {
     assert_eq!(key_of(load(None, &[("LATCHKEY_SESSIONS__URL", "localhost:6379")])), "sessions.url");
     assert_eq!(key_of(load(None, &[("LATCHKEY_SESSIONS__PREFIX", "has space")])), "sessions.prefix");
     assert_eq!(key_of(load(None, &[("LATCHKEY_SESSIONS__URL_FILE", "/nonexistent/redis-url")])), "sessions.url_file");
+}
+
+#[test]
+fn mail_lifetimes_and_limits() {
+    let s = load(None, &[]).expect("loads");
+    assert_eq!(s.mail.from, "Latchkey <no-reply@localhost>");
+    assert!(s.mail.smtp_url.is_none());
+    assert_eq!(s.lifetimes.session_idle, Duration::from_secs(86_400));
+    assert_eq!(s.lifetimes.session_absolute, Duration::from_secs(14 * 86_400));
+    assert_eq!(s.lifetimes.reset_link, Duration::from_secs(3600));
+    assert_eq!(s.lifetimes.verification_link, Duration::from_secs(86_400));
+    assert_eq!(s.limits.login_failures_per_account, 5);
+    assert_eq!(s.limits.login_failure_window, Duration::from_secs(900));
+    assert_eq!(s.limits.signup_per_minute, 5);
+    let s = load(
+        None,
+        &[
+            ("LATCHKEY_MAIL__SMTP_URL", "smtp://127.0.0.1:2525"),
+            ("LATCHKEY_MAIL__FROM", "Ops <ops@example.com>"),
+            ("LATCHKEY_LIMITS__SIGNUP_PER_MINUTE", "50"),
+        ],
+    )
+    .expect("loads");
+    assert_eq!(s.mail.smtp_url.as_deref(), Some("smtp://127.0.0.1:2525"));
+    assert_eq!(s.limits.signup_per_minute, 50);
+    assert_eq!(key_of(load(None, &[("LATCHKEY_MAIL__SMTP_URL", "http://mail")])), "mail.smtp_url");
+    assert_eq!(key_of(load(None, &[("LATCHKEY_MAIL__FROM", "not an address")])), "mail.from");
+    assert_eq!(key_of(load(None, &[("LATCHKEY_LIMITS__SIGNUP_PER_MINUTE", "0")])), "limits.signup_per_minute");
+    assert_eq!(key_of(load(None, &[("LATCHKEY_LIMITS__NOPE", "1")])), "limits.nope");
+    assert_eq!(
+        key_of(load(None, &[("LATCHKEY_LIFETIMES__SESSION_IDLE_SECS", "999999999")])),
+        "lifetimes.session_idle_secs"
+    );
 }

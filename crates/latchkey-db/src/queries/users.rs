@@ -52,6 +52,35 @@ pub fn set_disabled(conn: &mut DbConnection, id: &str, disabled: bool, now: Naiv
     Ok(n == 1)
 }
 
+/// Replaces the password hash (and, when `verified`, marks the address
+/// verified: a reset link proves it).
+pub fn set_password(
+    conn: &mut DbConnection,
+    id: &str,
+    hash: &str,
+    verified: bool,
+    now: NaiveDateTime,
+) -> Result<bool, DbError> {
+    let n = if verified {
+        diesel::update(users::table.find(id))
+            .set((users::password_hash.eq(hash), users::email_verified.eq(true), users::updated_at.eq(now)))
+            .execute(conn)?
+    } else {
+        diesel::update(users::table.find(id))
+            .set((users::password_hash.eq(hash), users::updated_at.eq(now)))
+            .execute(conn)?
+    };
+    Ok(n == 1)
+}
+
+/// Marks the address verified.
+pub fn set_email_verified(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> Result<bool, DbError> {
+    let n = diesel::update(users::table.find(id))
+        .set((users::email_verified.eq(true), users::updated_at.eq(now)))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
 /// Deletes the user; returns false when no such user exists.
 pub fn delete(conn: &mut DbConnection, id: &str) -> Result<bool, DbError> {
     Ok(diesel::delete(users::table.find(id)).execute(conn)? == 1)

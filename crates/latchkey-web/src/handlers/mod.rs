@@ -1,2 +1,5 @@
+pub mod account;
+pub mod assets;
+pub mod auth;
 pub mod health;
 pub mod wellknown;

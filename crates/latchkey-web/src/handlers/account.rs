@@ -1,0 +1,243 @@
+//! /account: the user's own page — sessions (end one, sign out everywhere
+//! else), password change, email verification.
+
+use actix_web::http::StatusCode;
+use actix_web::web::{Data, Form, Query};
+use actix_web::{HttpRequest, HttpResponse, get, post};
+use chrono::{DateTime, Utc};
+use latchkey_core::accounts::User;
+use latchkey_core::sessions::{Session, describe_user_agent};
+use latchkey_core::{Core, CoreError};
+use serde::Deserialize;
+
+use crate::browser::{self, SESSION};
+use crate::pages::{self, SessionRow, render, see_other};
+
+/// The signed-in session and its user, or the response to send instead (a
+/// redirect to sign in, or an error page).
+async fn signed_in(req: &HttpRequest, core: &Core) -> Result<(Session, User), HttpResponse> {
+    let to_login = || see_other(HttpResponse::build(StatusCode::SEE_OTHER), "/login?next=/account");
+    let session = match browser::current_session(req, core).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Err(to_login()),
+        Err(e) => return Err(pages::error_page(&e)),
+    };
+    match core.session_user(&session).await {
+        Ok(Some(user)) => Ok((session, user)),
+        // Disabled or deleted since: this session is over.
+        Ok(None) => {
+            let _ = core.end_session(&session.record.user_id, &session.handle).await;
+            let mut b = HttpResponse::build(StatusCode::SEE_OTHER);
+            b.cookie(browser::removal(core, SESSION));
+            Err(see_other(b, "/login"))
+        }
+        Err(e) => Err(pages::error_page(&e)),
+    }
+}
+
+fn ago(now: DateTime<Utc>, t: DateTime<Utc>) -> String {
+    let mins = (now - t).num_minutes();
+    match mins {
+        i64::MIN..=0 => "just now".to_owned(),
+        1 => "1 minute ago".to_owned(),
+        2..=59 => format!("{mins} minutes ago"),
+        60..=1439 => {
+            let h = mins / 60;
+            format!("{h} hour{} ago", if h == 1 { "" } else { "s" })
+        }
+        _ => t.format("%-d %b %Y").to_string(),
+    }
+}
+
+async fn account_page(
+    req: &HttpRequest,
+    core: &Core,
+    session: &Session,
+    user: &User,
+    status: StatusCode,
+    error: Option<String>,
+    notice: Option<String>,
+) -> HttpResponse {
+    let mut builder = HttpResponse::build(status);
+    let sessions = match core.list_sessions(&user.id).await {
+        Ok(s) => s,
+        Err(e) => return pages::error_page(&e),
+    };
+    let now = core.clock.now();
+    let rows = sessions
+        .iter()
+        .map(|s| SessionRow {
+            handle: s.handle.clone(),
+            device: describe_user_agent(s.record.user_agent.as_deref()),
+            address: s.record.ip.clone().unwrap_or_else(|| "unknown address".to_owned()),
+            last_seen: ago(now, s.record.last_seen),
+            created: ago(now, s.record.created_at),
+            current: s.handle == session.handle,
+        })
+        .collect();
+    match browser::csrf_token(req, core, &mut builder) {
+        Ok(csrf) => render(
+            builder,
+            status,
+            &pages::Account {
+                csrf,
+                name: user.name.clone(),
+                email: user.email.clone(),
+                email_verified: user.email_verified,
+                sessions: rows,
+                min_length: core.password_policy.min_length,
+                error,
+                notice,
+            },
+        ),
+        Err(e) => pages::error_page(&e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct AccountQuery {
+    notice: Option<String>,
+}
+
+#[get("/account")]
+pub async fn account(req: HttpRequest, core: Data<Core>, q: Query<AccountQuery>) -> HttpResponse {
+    let (session, user) = match signed_in(&req, &core).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    let notice = match q.notice.as_deref() {
+        Some("password-changed") => Some("Your password is changed. Every other session was signed out.".to_owned()),
+        Some("sessions-ended") => Some("Every other session was signed out.".to_owned()),
+        Some("session-ended") => Some("That session was signed out.".to_owned()),
+        Some("verification-sent") => Some(format!("We sent a new confirmation link to {}.", user.email)),
+        _ => None,
+    };
+    account_page(&req, &core, &session, &user, StatusCode::OK, None, notice).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct PasswordForm {
+    csrf: String,
+    current_password: String,
+    new_password: String,
+}
+
+#[post("/account/password")]
+pub async fn change_password(req: HttpRequest, core: Data<Core>, form: Form<PasswordForm>) -> HttpResponse {
+    if !browser::csrf_ok(&req, &core, &form.csrf) {
+        return pages::csrf_refused();
+    }
+    let (session, user) = match signed_in(&req, &core).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    let ctx = browser::context(&req);
+    match core.change_password(&session, &form.current_password, &form.new_password, &ctx).await {
+        Ok((new_id, _)) => {
+            let mut b = HttpResponse::build(StatusCode::SEE_OTHER);
+            b.cookie(browser::session_cookie(&core, new_id));
+            see_other(b, "/account?notice=password-changed")
+        }
+        Err(CoreError::ReauthenticationRequired) => {
+            see_other(HttpResponse::build(StatusCode::SEE_OTHER), "/login?notice=reauthenticate&next=/account")
+        }
+        Err(e @ (CoreError::Invalid { .. } | CoreError::WeakPassword(_) | CoreError::RateLimited(_))) => {
+            let status = if matches!(e, CoreError::RateLimited(_)) {
+                StatusCode::TOO_MANY_REQUESTS
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            let msg = match &e {
+                CoreError::Invalid { message, .. } => message.clone(),
+                other => other.to_string(),
+            };
+            account_page(&req, &core, &session, &user, status, Some(msg), None).await
+        }
+        Err(e) => pages::error_page(&e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct EndForm {
+    csrf: String,
+    session: String,
+}
+
+#[post("/account/sessions/end")]
+pub async fn end_session(req: HttpRequest, core: Data<Core>, form: Form<EndForm>) -> HttpResponse {
+    if !browser::csrf_ok(&req, &core, &form.csrf) {
+        return pages::csrf_refused();
+    }
+    let (session, _) = match signed_in(&req, &core).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    match core.revoke_session(&session, &form.session, &browser::context(&req)).await {
+        Ok(true) => see_other(HttpResponse::build(StatusCode::SEE_OTHER), "/account?notice=session-ended"),
+        // Not one of this user's other sessions: nothing changes.
+        Ok(false) => pages::message(
+            StatusCode::NOT_FOUND,
+            "Session not found",
+            "That session has already ended, or is not one of yours.",
+            true,
+            Some(("/account", "Back to your account")),
+        ),
+        Err(e) => pages::error_page(&e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+#[post("/account/sessions/end-others")]
+pub async fn end_other_sessions(req: HttpRequest, core: Data<Core>, form: Form<CsrfForm>) -> HttpResponse {
+    if !browser::csrf_ok(&req, &core, &form.csrf) {
+        return pages::csrf_refused();
+    }
+    let (session, _) = match signed_in(&req, &core).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    match core.sign_out(&session, true, &browser::context(&req)).await {
+        Ok(_) => see_other(HttpResponse::build(StatusCode::SEE_OTHER), "/account?notice=sessions-ended"),
+        Err(e) => pages::error_page(&e),
+    }
+}
+
+#[post("/account/verification")]
+pub async fn resend_verification(req: HttpRequest, core: Data<Core>, form: Form<CsrfForm>) -> HttpResponse {
+    if !browser::csrf_ok(&req, &core, &form.csrf) {
+        return pages::csrf_refused();
+    }
+    let (_, user) = match signed_in(&req, &core).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    if user.email_verified {
+        return see_other(HttpResponse::build(StatusCode::SEE_OTHER), "/account");
+    }
+    let limit = core.settings.limits.account_mails_per_hour;
+    match core.account_mail_allowed("verify", &user.email.to_lowercase(), limit).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return pages::message(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many messages",
+                "We already sent several links this hour. Check your inbox (and spam folder), or try again later.",
+                true,
+                Some(("/account", "Back to your account")),
+            );
+        }
+        Err(e) => return pages::error_page(&e),
+    }
+    match core.send_verification(&user).await {
+        Ok(()) => see_other(HttpResponse::build(StatusCode::SEE_OTHER), "/account?notice=verification-sent"),
+        Err(e) => pages::error_page(&e),
+    }
+}

@@ -1,0 +1,431 @@
+//! Sign-in, sign-up, sign-out, email verification and password reset pages.
+
+use actix_web::http::StatusCode;
+use actix_web::web::{Data, Form, Query};
+use actix_web::{HttpRequest, HttpResponse, get, post};
+use latchkey_core::auth::LoginRefusal;
+use latchkey_core::{Core, CoreError};
+use serde::Deserialize;
+
+use crate::browser::{self, DEVICE, SESSION};
+use crate::pages::{self, render, see_other};
+
+fn field_error(e: &CoreError) -> Option<String> {
+    match e {
+        CoreError::Invalid { message, .. } => Some(message.clone()),
+        CoreError::WeakPassword(p) => Some(p.to_string()),
+        CoreError::RateLimited(_) => Some(e.to_string()),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------- sign in
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct LoginQuery {
+    next: Option<String>,
+    notice: Option<String>,
+}
+
+fn notice_text(code: Option<&str>) -> Option<String> {
+    Some(
+        match code? {
+            "signed-out" => "You are signed out.",
+            "password-set" => "Your new password is set. Sign in with it.",
+            "reauthenticate" => "For your security, sign in again to continue.",
+            _ => return None,
+        }
+        .to_owned(),
+    )
+}
+
+fn login_page(
+    req: &HttpRequest,
+    core: &Core,
+    status: StatusCode,
+    next: &str,
+    email: &str,
+    error: Option<String>,
+    notice: Option<String>,
+) -> HttpResponse {
+    let mut builder = HttpResponse::build(status);
+    match browser::csrf_token(req, core, &mut builder) {
+        Ok(csrf) => render(
+            builder,
+            status,
+            &pages::Login { csrf, next: next.to_owned(), email: email.to_owned(), error, notice },
+        ),
+        Err(e) => pages::error_page(&e),
+    }
+}
+
+#[get("/login")]
+pub async fn login_form(req: HttpRequest, core: Data<Core>, q: Query<LoginQuery>) -> HttpResponse {
+    let next = browser::safe_next(q.next.as_deref());
+    if q.notice.as_deref() != Some("reauthenticate") {
+        match browser::current_session(&req, &core).await {
+            Ok(Some(_)) => return see_other(HttpResponse::build(StatusCode::SEE_OTHER), &next),
+            Ok(None) => {}
+            Err(e) => return pages::error_page(&e),
+        }
+    }
+    login_page(&req, &core, StatusCode::OK, &next, "", None, notice_text(q.notice.as_deref()))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct LoginForm {
+    csrf: String,
+    email: String,
+    password: String,
+    next: String,
+}
+
+/// The same words for a wrong password and an unknown email.
+pub const BAD_CREDENTIALS: &str = "That email and password don't match an account. Check them and try again.";
+
+#[post("/login")]
+pub async fn login(req: HttpRequest, core: Data<Core>, form: Form<LoginForm>) -> HttpResponse {
+    if !browser::csrf_ok(&req, &core, &form.csrf) {
+        return pages::csrf_refused();
+    }
+    let next = browser::safe_next(Some(&form.next));
+    let email = form.email.trim().to_owned();
+    if email.is_empty() || form.password.is_empty() {
+        let msg = "Enter your email and password.".to_owned();
+        return login_page(&req, &core, StatusCode::BAD_REQUEST, &next, &email, Some(msg), None);
+    }
+    let ctx = browser::context(&req);
+    let device = browser::cookie_value(&req, &core, DEVICE);
+    match core.password_login(&email, &form.password, &ctx, device.as_deref()).await {
+        Ok(Ok(signed_in)) => {
+            // A new session id at sign-in: whatever session this browser had ends.
+            if let Ok(Some(old)) = browser::current_session(&req, &core).await {
+                let _ = core.end_session(&old.record.user_id, &old.handle).await;
+            }
+            let mut builder = HttpResponse::build(StatusCode::SEE_OTHER);
+            builder.cookie(browser::session_cookie(&core, signed_in.session_id));
+            builder.cookie(browser::device_cookie(&core, signed_in.device_token));
+            see_other(builder, &next)
+        }
+        Ok(Err(LoginRefusal::BadCredentials)) => {
+            login_page(&req, &core, StatusCode::UNAUTHORIZED, &next, &email, Some(BAD_CREDENTIALS.to_owned()), None)
+        }
+        Ok(Err(LoginRefusal::Disabled)) => login_page(
+            &req,
+            &core,
+            StatusCode::FORBIDDEN,
+            &next,
+            &email,
+            Some("This account is disabled. Contact your administrator.".to_owned()),
+            None,
+        ),
+        Err(e @ CoreError::RateLimited(_)) => {
+            login_page(&req, &core, StatusCode::TOO_MANY_REQUESTS, &next, &email, Some(e.to_string()), None)
+        }
+        Err(e) => pages::error_page(&e),
+    }
+}
+
+// ---------------------------------------------------------------- sign up
+
+fn signup_page(
+    req: &HttpRequest,
+    core: &Core,
+    status: StatusCode,
+    name: &str,
+    email: &str,
+    error: Option<String>,
+) -> HttpResponse {
+    let mut builder = HttpResponse::build(status);
+    match browser::csrf_token(req, core, &mut builder) {
+        Ok(csrf) => render(
+            builder,
+            status,
+            &pages::Signup {
+                csrf,
+                name: name.to_owned(),
+                email: email.to_owned(),
+                min_length: core.password_policy.min_length,
+                error,
+                notice: None,
+            },
+        ),
+        Err(e) => pages::error_page(&e),
+    }
+}
+
+#[get("/signup")]
+pub async fn signup_form(req: HttpRequest, core: Data<Core>) -> HttpResponse {
+    signup_page(&req, &core, StatusCode::OK, "", "", None)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SignupForm {
+    csrf: String,
+    name: String,
+    email: String,
+    password: String,
+}
+
+#[post("/signup")]
+pub async fn signup(req: HttpRequest, core: Data<Core>, form: Form<SignupForm>) -> HttpResponse {
+    if !browser::csrf_ok(&req, &core, &form.csrf) {
+        return pages::csrf_refused();
+    }
+    let name = form.name.trim();
+    let ctx = browser::context(&req);
+    let result = core.signup(&form.email, &form.password, (!name.is_empty()).then(|| name.to_owned()), &ctx).await;
+    match result {
+        Ok(()) => pages::message(
+            StatusCode::OK,
+            "Check your email",
+            &format!(
+                "We sent a message to {} to finish setting up your account. You can sign in now; confirming your address lets apps trust it.",
+                form.email.trim()
+            ),
+            false,
+            Some(("/login", "Sign in")),
+        ),
+        Err(e) => match field_error(&e) {
+            Some(msg) => {
+                let status = if matches!(e, CoreError::RateLimited(_)) {
+                    StatusCode::TOO_MANY_REQUESTS
+                } else {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                };
+                signup_page(&req, &core, status, name, form.email.trim(), Some(msg))
+            }
+            None => pages::error_page(&e),
+        },
+    }
+}
+
+// ---------------------------------------------------------------- sign out
+
+#[get("/logout")]
+pub async fn logout_form(req: HttpRequest, core: Data<Core>) -> HttpResponse {
+    let session = match browser::current_session(&req, &core).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return pages::message(
+                StatusCode::OK,
+                "You are signed out",
+                "You are not signed in on this device.",
+                false,
+                Some(("/login", "Sign in")),
+            );
+        }
+        Err(e) => return pages::error_page(&e),
+    };
+    let email = match core.session_user(&session).await {
+        Ok(Some(u)) => u.email,
+        Ok(None) => String::new(),
+        Err(e) => return pages::error_page(&e),
+    };
+    let mut builder = HttpResponse::Ok();
+    match browser::csrf_token(&req, &core, &mut builder) {
+        Ok(csrf) => render(builder, StatusCode::OK, &pages::Logout { csrf, email }),
+        Err(e) => pages::error_page(&e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CsrfOnly {
+    csrf: String,
+}
+
+#[post("/logout")]
+pub async fn logout(req: HttpRequest, core: Data<Core>, form: Form<CsrfOnly>) -> HttpResponse {
+    if !browser::csrf_ok(&req, &core, &form.csrf) {
+        return pages::csrf_refused();
+    }
+    if let Ok(Some(session)) = browser::current_session(&req, &core).await
+        && let Err(e) = core.sign_out(&session, false, &browser::context(&req)).await
+    {
+        return pages::error_page(&e);
+    }
+    let mut builder = HttpResponse::build(StatusCode::SEE_OTHER);
+    builder.cookie(browser::removal(&core, SESSION));
+    see_other(builder, "/login?notice=signed-out")
+}
+
+// ---------------------------------------------------------------- email verification
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct TokenQuery {
+    token: String,
+}
+
+fn invalid_link(what: &str, again: (&str, &str)) -> HttpResponse {
+    pages::message(
+        StatusCode::BAD_REQUEST,
+        "This link can't be used",
+        &format!("The {what} link is not valid: it may have been used already, expired, or been copied incompletely."),
+        true,
+        Some(again),
+    )
+}
+
+#[get("/email/verify")]
+pub async fn verify_form(req: HttpRequest, core: Data<Core>, q: Query<TokenQuery>) -> HttpResponse {
+    match core.verification_email(&q.token).await {
+        Ok(Some(email)) => {
+            let mut builder = HttpResponse::Ok();
+            match browser::csrf_token(&req, &core, &mut builder) {
+                Ok(csrf) => render(builder, StatusCode::OK, &pages::Verify { csrf, token: q.token.clone(), email }),
+                Err(e) => pages::error_page(&e),
+            }
+        }
+        Ok(None) => invalid_link("verification", ("/account", "Go to your account")),
+        Err(e) => pages::error_page(&e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct TokenForm {
+    csrf: String,
+    token: String,
+}
+
+#[post("/email/verify")]
+pub async fn verify(req: HttpRequest, core: Data<Core>, form: Form<TokenForm>) -> HttpResponse {
+    if !browser::csrf_ok(&req, &core, &form.csrf) {
+        return pages::csrf_refused();
+    }
+    match core.confirm_verification(&form.token, &browser::context(&req)).await {
+        Ok(Some(user)) => pages::message(
+            StatusCode::OK,
+            "Email address confirmed",
+            &format!("Thank you: {} is confirmed.", user.email),
+            false,
+            Some(("/account", "Go to your account")),
+        ),
+        Ok(None) => invalid_link("verification", ("/account", "Go to your account")),
+        Err(e) => pages::error_page(&e),
+    }
+}
+
+// ---------------------------------------------------------------- password reset
+
+fn forgot_page(req: &HttpRequest, core: &Core, status: StatusCode, email: &str, error: Option<String>) -> HttpResponse {
+    let mut builder = HttpResponse::build(status);
+    match browser::csrf_token(req, core, &mut builder) {
+        Ok(csrf) => render(builder, status, &pages::Forgot { csrf, email: email.to_owned(), error, notice: None }),
+        Err(e) => pages::error_page(&e),
+    }
+}
+
+#[get("/password/forgot")]
+pub async fn forgot_form(req: HttpRequest, core: Data<Core>) -> HttpResponse {
+    forgot_page(&req, &core, StatusCode::OK, "", None)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ForgotForm {
+    csrf: String,
+    email: String,
+}
+
+#[post("/password/forgot")]
+pub async fn forgot(req: HttpRequest, core: Data<Core>, form: Form<ForgotForm>) -> HttpResponse {
+    if !browser::csrf_ok(&req, &core, &form.csrf) {
+        return pages::csrf_refused();
+    }
+    match core.request_password_reset(&form.email, &browser::context(&req)).await {
+        Ok(()) => pages::message(
+            StatusCode::OK,
+            "Check your email",
+            &format!(
+                "If {} has an account, we sent it a link to choose a new password. The link works once and expires in {}.",
+                form.email.trim(),
+                latchkey_core::ratelimit::human_wait(core.settings.lifetimes.reset_link)
+            ),
+            false,
+            Some(("/login", "Back to sign in")),
+        ),
+        Err(e) => match field_error(&e) {
+            Some(msg) => {
+                let status = if matches!(e, CoreError::RateLimited(_)) {
+                    StatusCode::TOO_MANY_REQUESTS
+                } else {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                };
+                forgot_page(&req, &core, status, form.email.trim(), Some(msg))
+            }
+            None => pages::error_page(&e),
+        },
+    }
+}
+
+fn reset_page(
+    req: &HttpRequest,
+    core: &Core,
+    status: StatusCode,
+    token: &str,
+    email: String,
+    error: Option<String>,
+) -> HttpResponse {
+    let mut builder = HttpResponse::build(status);
+    match browser::csrf_token(req, core, &mut builder) {
+        Ok(csrf) => render(
+            builder,
+            status,
+            &pages::Reset {
+                csrf,
+                token: token.to_owned(),
+                email,
+                min_length: core.password_policy.min_length,
+                error,
+                notice: None,
+            },
+        ),
+        Err(e) => pages::error_page(&e),
+    }
+}
+
+#[get("/password/reset")]
+pub async fn reset_form(req: HttpRequest, core: Data<Core>, q: Query<TokenQuery>) -> HttpResponse {
+    match core.reset_email(&q.token).await {
+        Ok(Some(email)) => reset_page(&req, &core, StatusCode::OK, &q.token, email, None),
+        Ok(None) => invalid_link("reset", ("/password/forgot", "Get a new link")),
+        Err(e) => pages::error_page(&e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ResetForm {
+    csrf: String,
+    token: String,
+    new_password: String,
+}
+
+#[post("/password/reset")]
+pub async fn reset(req: HttpRequest, core: Data<Core>, form: Form<ResetForm>) -> HttpResponse {
+    if !browser::csrf_ok(&req, &core, &form.csrf) {
+        return pages::csrf_refused();
+    }
+    match core.complete_password_reset(&form.token, &form.new_password, &browser::context(&req)).await {
+        Ok(Some(_)) => {
+            // Every session ended, this browser's too.
+            let mut builder = HttpResponse::build(StatusCode::SEE_OTHER);
+            builder.cookie(browser::removal(&core, SESSION));
+            see_other(builder, "/login?notice=password-set")
+        }
+        Ok(None) => invalid_link("reset", ("/password/forgot", "Get a new link")),
+        Err(e) => match field_error(&e) {
+            Some(msg) => {
+                let email = core.reset_email(&form.token).await.ok().flatten().unwrap_or_default();
+                reset_page(&req, &core, StatusCode::UNPROCESSABLE_ENTITY, &form.token, email, Some(msg))
+            }
+            None => pages::error_page(&e),
+        },
+    }
+}

@@ -1,0 +1,178 @@
+//! The HTML pages (askama templates under templates/), and how a page or an
+//! error page becomes a response. Pages are never cached: they carry CSRF
+//! tokens and personal data.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use actix_web::{HttpResponse, HttpResponseBuilder};
+use askama::Template;
+use latchkey_core::CoreError;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct Login {
+    pub csrf: String,
+    pub next: String,
+    pub email: String,
+    pub error: Option<String>,
+    pub notice: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "signup.html")]
+pub struct Signup {
+    pub csrf: String,
+    pub name: String,
+    pub email: String,
+    pub min_length: usize,
+    pub error: Option<String>,
+    pub notice: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+pub struct Message {
+    pub title: String,
+    pub message: String,
+    pub alert: bool,
+    pub link: Option<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "logout.html")]
+pub struct Logout {
+    pub csrf: String,
+    pub email: String,
+}
+
+#[derive(Template)]
+#[template(path = "forgot.html")]
+pub struct Forgot {
+    pub csrf: String,
+    pub email: String,
+    pub error: Option<String>,
+    pub notice: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "reset.html")]
+pub struct Reset {
+    pub csrf: String,
+    pub token: String,
+    pub email: String,
+    pub min_length: usize,
+    pub error: Option<String>,
+    pub notice: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "verify.html")]
+pub struct Verify {
+    pub csrf: String,
+    pub token: String,
+    pub email: String,
+}
+
+pub struct SessionRow {
+    pub handle: String,
+    pub device: String,
+    pub address: String,
+    pub last_seen: String,
+    pub created: String,
+    pub current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+pub struct Account {
+    pub csrf: String,
+    pub name: Option<String>,
+    pub email: String,
+    pub email_verified: bool,
+    pub sessions: Vec<SessionRow>,
+    pub min_length: usize,
+    pub error: Option<String>,
+    pub notice: Option<String>,
+}
+
+/// Renders `page` with `status` into `builder` (which may carry cookies).
+pub fn render(mut builder: HttpResponseBuilder, status: StatusCode, page: &impl Template) -> HttpResponse {
+    match page.render() {
+        Ok(html) => builder
+            .status(status)
+            .insert_header((CONTENT_TYPE, "text/html; charset=utf-8"))
+            .insert_header((CACHE_CONTROL, "no-store"))
+            .body(html),
+        Err(e) => {
+            tracing::error!(error = %e, "a page failed to render");
+            HttpResponse::InternalServerError()
+                .insert_header((CONTENT_TYPE, "text/plain; charset=utf-8"))
+                .body("Something went wrong on our side. Try again later.")
+        }
+    }
+}
+
+pub fn message(status: StatusCode, title: &str, text: &str, alert: bool, link: Option<(&str, &str)>) -> HttpResponse {
+    render(
+        HttpResponse::build(status),
+        status,
+        &Message {
+            title: title.to_owned(),
+            message: text.to_owned(),
+            alert,
+            link: link.map(|(h, t)| (h.to_owned(), t.to_owned())),
+        },
+    )
+}
+
+/// A failed CSRF check: nothing was done.
+pub fn csrf_refused() -> HttpResponse {
+    message(
+        StatusCode::FORBIDDEN,
+        "This form has expired",
+        "For your security, the form could not be accepted. Go back, reload the page and try again.",
+        true,
+        Some(("/login", "Back to sign in")),
+    )
+}
+
+/// A `CoreError` on a browser page.
+pub fn error_page(e: &CoreError) -> HttpResponse {
+    match e {
+        CoreError::Unavailable(_) | CoreError::Busy => {
+            let mut res = message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Please try again",
+                "We can't complete this right now. Wait a moment and try again.",
+                true,
+                None,
+            );
+            res.headers_mut()
+                .insert(actix_web::http::header::RETRY_AFTER, actix_web::http::header::HeaderValue::from_static("5"));
+            res
+        }
+        CoreError::RateLimited(_) => {
+            message(StatusCode::TOO_MANY_REQUESTS, "Too many attempts", &e.to_string(), true, None)
+        }
+        CoreError::Internal(detail) => {
+            tracing::error!(%detail, "internal error");
+            message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "Something went wrong on our side. Try again later.",
+                true,
+                None,
+            )
+        }
+        other => message(StatusCode::BAD_REQUEST, "That didn't work", &other.to_string(), true, None),
+    }
+}
+
+/// A 303 to `location` (after a form).
+pub fn see_other(mut builder: HttpResponseBuilder, location: &str) -> HttpResponse {
+    builder
+        .status(StatusCode::SEE_OTHER)
+        .insert_header((actix_web::http::header::LOCATION, location.to_owned()))
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .finish()
+}
