@@ -2,6 +2,7 @@
 //! its own (SQLite by default, PostgreSQL when LATCHKEY_TEST_DATABASE_URL is
 //! set), talking to the real app over HTTP or to the real `latchkey` binary.
 
+mod accounts;
 mod cli;
 mod config;
 mod headers;

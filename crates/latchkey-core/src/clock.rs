@@ -40,6 +40,11 @@ impl ManualClock {
         *now += by;
     }
 
+    /// Seconds since the epoch, now.
+    pub fn now_ts(&self) -> i64 {
+        self.now().timestamp()
+    }
+
     pub fn set(&self, to: DateTime<Utc>) {
         *self.now.lock().unwrap_or_else(|p| p.into_inner()) = to;
     }

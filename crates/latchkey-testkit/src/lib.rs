@@ -4,10 +4,12 @@
 //! Everything a test makes is removed when it is dropped.
 
 mod app;
+mod browser;
 mod db;
 mod proxy;
 
 pub use app::{TestApp, TestAppBuilder};
+pub use browser::{Browser, Page, SentMail, hidden};
 pub use db::TestDb;
 pub use proxy::TcpProxy;
 
