@@ -581,3 +581,31 @@ async fn a_session_made_on_one_instance_is_valid_on_the_other() {
     assert_eq!(out.status, 303);
     assert_eq!(b.get("/account").await.status, 303);
 }
+
+#[tokio::test]
+async fn mail_goes_out_over_smtp_when_configured() {
+    let sink = latchkey_testkit::SmtpSink::start().await;
+    let app = TestApp::builder()
+        .env("LATCHKEY_MAIL__SMTP_URL", &sink.url())
+        .env("LATCHKEY_MAIL__FROM", "Example ID <id@example.com>")
+        .spawn()
+        .await;
+    let b = Browser::new(&app);
+    let p = b.submit("/signup", "/signup", &[("email", "smtp@example.com"), ("password", PW)]).await;
+    assert_eq!(p.status, 200);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sink.messages().is_empty() {
+        assert!(std::time::Instant::now() < until, "no message reached the SMTP sink");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let m = &sink.messages()[0];
+    assert_eq!(m.from, "<id@example.com>");
+    assert_eq!(m.to, vec!["<smtp@example.com>".to_owned()]);
+    let parsed = mailparse::parse_mail(m.data.as_bytes()).expect("a MIME message");
+    assert_eq!(parsed.ctype.mimetype, "multipart/alternative");
+    let kinds: Vec<String> = parsed.subparts.iter().map(|p| p.ctype.mimetype.clone()).collect();
+    assert_eq!(kinds, vec!["text/plain", "text/html"]);
+    let text = parsed.subparts[0].get_body().expect("text");
+    assert!(text.contains(&format!("{}/email/verify?token=", app.public_url)));
+    assert!(app.mails().is_empty(), "nothing in the outbox when SMTP is configured");
+}

@@ -125,10 +125,18 @@ pub fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, DbError> {
         list.iter().map(|m| m.name().to_string()).collect()
     }
     let applied: diesel::migration::Result<Vec<String>> = match conn {
-        DbConnection::Pg(c) => c
-            .pending_migrations(POSTGRES_MIGRATIONS)
-            .map(names)
-            .and_then(|n| c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| n)),
+        DbConnection::Pg(c) => {
+            // Instances starting together take turns: the first migrates,
+            // the others then find nothing pending.
+            use diesel::connection::SimpleConnection;
+            c.batch_execute("SELECT pg_advisory_lock(7217000042)")?;
+            let result = c
+                .pending_migrations(POSTGRES_MIGRATIONS)
+                .map(names)
+                .and_then(|n| c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| n));
+            c.batch_execute("SELECT pg_advisory_unlock(7217000042)")?;
+            result
+        }
         DbConnection::Sqlite(c) => c
             .pending_migrations(SQLITE_MIGRATIONS)
             .map(names)

@@ -7,11 +7,13 @@ mod app;
 mod browser;
 mod db;
 mod proxy;
+mod smtp;
 
 pub use app::{TestApp, TestAppBuilder};
 pub use browser::{Browser, Page, SentMail, hidden};
 pub use db::TestDb;
 pub use proxy::TcpProxy;
+pub use smtp::{Received, SmtpSink};
 
 /// The PostgreSQL server tests use, if any.
 pub fn postgres_url() -> Option<String> {

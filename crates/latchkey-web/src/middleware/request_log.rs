@@ -40,7 +40,9 @@ pub async fn request_log(
     let span = tracing::info_span!("request", request_id = %id);
     let started = Instant::now();
     let result = next.call(req).instrument(span.clone()).await;
-    let millis = started.elapsed().as_secs_f64() * 1000.0;
+    let seconds = started.elapsed().as_secs_f64();
+    // Microsecond precision is plenty for a log line.
+    let millis = (seconds * 1_000_000.0).round() / 1000.0;
     let _enter = span.enter();
     match result {
         Ok(mut res) => {
@@ -48,7 +50,7 @@ pub async fn request_log(
             if let Some(m) = res.request().app_data::<actix_web::web::Data<crate::metrics::Metrics>>() {
                 // Route patterns, not paths: bounded label values.
                 let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
-                m.observe(&route, method.as_str(), status, millis / 1000.0);
+                m.observe(&route, method.as_str(), status, seconds);
             }
             if res.status().is_server_error() {
                 tracing::warn!(%method, %path, status, latency_ms = millis, %client, "request");

@@ -235,10 +235,10 @@ fn client_table(list: &[Client]) -> String {
     if list.is_empty() {
         return "No clients.".to_owned();
     }
-    let mut out = format!("{:<22}  {:<24}  {:<12}  {}", "CLIENT_ID", "NAME", "TYPE", "REDIRECT URIS");
+    let mut out = format!("{:<32}  {:<24}  {:<12}  {}", "CLIENT_ID", "NAME", "TYPE", "REDIRECT URIS");
     for c in list {
         out.push_str(&format!(
-            "\n{:<22}  {:<24}  {:<12}  {}",
+            "\n{:<32}  {:<24}  {:<12}  {}",
             c.client_id,
             c.name,
             if c.public { "public" } else { "confidential" },
