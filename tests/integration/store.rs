@@ -274,3 +274,34 @@ async fn parallel_takes_across_two_instances_give_one_value() {
     }
     assert_eq!(winners, 1);
 }
+
+#[tokio::test]
+async fn maintenance_sweeps_purges_and_runs_on_one_instance_at_a_time() {
+    let (a, b) = latchkey_testkit::TestApp::two_instances().await;
+    let actor = latchkey_core::audit::Actor::Cli;
+    latchkey_core::accounts::create_user(
+        &a.core,
+        latchkey_core::accounts::NewUser { email: "old@example.com".into(), ..Default::default() },
+        &actor,
+    )
+    .await
+    .expect("user");
+    a.core.store.put("short", b"x", MIN).await.expect("put");
+
+    // While one instance holds the lock, the other skips its round.
+    let held = b.core.store.try_lock("maintenance", MIN).await.expect("lock").expect("free");
+    assert_eq!(latchkey_core::maintenance::run_once(&a.core).await.expect("round"), None);
+    assert!(b.core.store.unlock(&held).await.expect("unlock"));
+
+    // Nothing is old enough yet: the audit event stays.
+    let round = latchkey_core::maintenance::run_once(&a.core).await.expect("round").expect("ran");
+    assert_eq!(round.audit_purged, 0);
+    // Two years and a day later the event is purged (and the store swept).
+    a.clock.advance(chrono::Duration::days(2 * 365 + 1));
+    let round = latchkey_core::maintenance::run_once(&a.core).await.expect("round").expect("ran");
+    assert_eq!(round.audit_purged, 1);
+    if a.core.store.kind() == "database" {
+        assert!(round.swept >= 1, "{round:?}");
+    }
+    assert!(latchkey_core::audit::list(&a.core, None, None, 10).await.expect("audit").is_empty());
+}
