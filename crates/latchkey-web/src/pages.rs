@@ -34,6 +34,9 @@ pub struct Signup {
 pub struct Message {
     pub title: String,
     pub message: String,
+    /// An address shown in bold after `message`, then `after`.
+    pub email: Option<String>,
+    pub after: String,
     pub alert: bool,
     pub link: Option<(String, String)>,
 }
@@ -119,7 +122,32 @@ pub fn message(status: StatusCode, title: &str, text: &str, alert: bool, link: O
         &Message {
             title: title.to_owned(),
             message: text.to_owned(),
+            email: None,
+            after: String::new(),
             alert,
+            link: link.map(|(h, t)| (h.to_owned(), t.to_owned())),
+        },
+    )
+}
+
+/// An information page that names an address: `before` EMAIL `after`.
+pub fn message_with_email(
+    status: StatusCode,
+    title: &str,
+    before: &str,
+    email: &str,
+    after: &str,
+    link: Option<(&str, &str)>,
+) -> HttpResponse {
+    render(
+        HttpResponse::build(status),
+        status,
+        &Message {
+            title: title.to_owned(),
+            message: before.to_owned(),
+            email: Some(email.to_owned()),
+            after: after.to_owned(),
+            alert: false,
             link: link.map(|(h, t)| (h.to_owned(), t.to_owned())),
         },
     )

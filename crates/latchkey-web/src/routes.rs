@@ -11,6 +11,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(wellknown::security_txt)
         .service(assets::css)
         .service(assets::js)
+        .service(assets::icon)
+        .service(assets::favicon_ico)
         .service(auth::login_form)
         .service(auth::login)
         .service(auth::signup_form)

@@ -83,7 +83,7 @@ pub struct LoginForm {
 }
 
 /// The same words for a wrong password and an unknown email.
-pub const BAD_CREDENTIALS: &str = "That email and password don't match an account. Check them and try again.";
+pub const BAD_CREDENTIALS: &str = "That email and password don’t match an account. Check them and try again.";
 
 #[post("/login")]
 pub async fn login(req: HttpRequest, core: Data<Core>, form: Form<LoginForm>) -> HttpResponse {
@@ -109,8 +109,10 @@ pub async fn login(req: HttpRequest, core: Data<Core>, form: Form<LoginForm>) ->
             builder.cookie(browser::device_cookie(&core, signed_in.device_token));
             see_other(builder, &next)
         }
+        // 200: the page itself is the answer (a 401 would need a
+        // WWW-Authenticate challenge that forms do not have).
         Ok(Err(LoginRefusal::BadCredentials)) => {
-            login_page(&req, &core, StatusCode::UNAUTHORIZED, &next, &email, Some(BAD_CREDENTIALS.to_owned()), None)
+            login_page(&req, &core, StatusCode::OK, &next, &email, Some(BAD_CREDENTIALS.to_owned()), None)
         }
         Ok(Err(LoginRefusal::Disabled)) => login_page(
             &req,
@@ -179,14 +181,12 @@ pub async fn signup(req: HttpRequest, core: Data<Core>, form: Form<SignupForm>) 
     let ctx = browser::context(&req);
     let result = core.signup(&form.email, &form.password, (!name.is_empty()).then(|| name.to_owned()), &ctx).await;
     match result {
-        Ok(()) => pages::message(
+        Ok(()) => pages::message_with_email(
             StatusCode::OK,
             "Check your email",
-            &format!(
-                "We sent a message to {} to finish setting up your account. You can sign in now; confirming your address lets apps trust it.",
-                form.email.trim()
-            ),
-            false,
+            "We sent a message to",
+            form.email.trim(),
+            " to finish setting up your account. You can sign in now; confirming your address lets apps trust it.",
             Some(("/login", "Sign in")),
         ),
         Err(e) => match field_error(&e) {
@@ -339,15 +339,15 @@ pub async fn forgot(req: HttpRequest, core: Data<Core>, form: Form<ForgotForm>) 
         return pages::csrf_refused();
     }
     match core.request_password_reset(&form.email, &browser::context(&req)).await {
-        Ok(()) => pages::message(
+        Ok(()) => pages::message_with_email(
             StatusCode::OK,
             "Check your email",
+            "If this address has an account, we sent it a link to choose a new password:",
+            form.email.trim(),
             &format!(
-                "If {} has an account, we sent it a link to choose a new password. The link works once and expires in {}.",
-                form.email.trim(),
+                ". The link works once and expires in {}.",
                 latchkey_core::ratelimit::human_wait(core.settings.lifetimes.reset_link)
             ),
-            false,
             Some(("/login", "Back to sign in")),
         ),
         Err(e) => match field_error(&e) {
