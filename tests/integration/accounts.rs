@@ -558,6 +558,12 @@ async fn disabled_accounts_cannot_sign_in_and_lose_their_sessions() {
     latchkey_core::accounts::set_disabled(&app.core, "off@example.com", true, &latchkey_core::audit::Actor::Cli)
         .await
         .expect("disable");
+    let user =
+        latchkey_core::accounts::find_by_email(&app.core, "off@example.com").await.expect("lookup").expect("user");
+    assert!(
+        app.core.list_sessions(&user.id).await.expect("sessions").is_empty(),
+        "disabling ends the sessions at once"
+    );
     assert_eq!(b.get("/account").await.status, 303);
     let p = Browser::new(&app).submit("/login", "/login", &[("email", "off@example.com"), ("password", PW)]).await;
     assert_eq!(p.status, 403);

@@ -180,6 +180,10 @@ pub async fn set_disabled(core: &Core, email: &str, disabled: bool, actor: &Acto
         })
         .await
         .map_err(not_found("user"))?;
+    if disabled {
+        // Revocation fans out: a disabled account keeps no session.
+        core.end_other_sessions(&row.id, None).await?;
+    }
     Ok(row.into())
 }
 
@@ -202,6 +206,7 @@ pub async fn delete_user(core: &Core, email: &str, actor: &Actor) -> Result<User
         })
         .await
         .map_err(not_found("user"))?;
+    core.end_other_sessions(&row.id, None).await?;
     Ok(row.into())
 }
 

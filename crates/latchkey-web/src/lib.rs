@@ -37,7 +37,22 @@ pub fn build_server(core: Core, listeners: Vec<TcpListener>, opts: &ServeOptions
             .app_data(data.clone())
             .app_data(metrics.clone())
             .app_data(web::PayloadConfig::new(max_body))
-            .app_data(web::FormConfig::default().limit(max_body))
+            .app_data(web::FormConfig::default().limit(max_body).error_handler(|err, _req| {
+                let status = match &err {
+                    actix_web::error::UrlencodedError::Overflow { .. } => {
+                        actix_web::http::StatusCode::PAYLOAD_TOO_LARGE
+                    }
+                    _ => actix_web::http::StatusCode::BAD_REQUEST,
+                };
+                let page = pages::message(
+                    status,
+                    "That form could not be read",
+                    "Go back, reload the page and try again.",
+                    true,
+                    None,
+                );
+                actix_web::error::InternalError::from_response(err, page).into()
+            }))
             .app_data(web::JsonConfig::default().limit(max_body))
             .configure(routes::configure)
             .default_service(web::to(error::not_found))
