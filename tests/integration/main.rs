@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod headers;
 mod health;
+mod keys;
 mod metrics;
 mod serve;
 mod store;

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod clients;
 pub mod clock;
 pub mod error;
+pub mod keys;
 pub mod mail;
 pub mod maintenance;
 pub mod net;

@@ -15,6 +15,7 @@ const LOCK_TTL: Duration = Duration::from_secs(300);
 pub struct Round {
     pub swept: usize,
     pub audit_purged: usize,
+    pub keys_purged: usize,
 }
 
 /// One round; `None` when another instance holds the lock.
@@ -25,7 +26,8 @@ pub async fn run_once(core: &Core) -> Result<Option<Round>, CoreError> {
     let result = async {
         let swept = core.store.sweep().await?;
         let audit_purged = crate::audit::purge_expired(core).await?;
-        Ok::<_, CoreError>(Round { swept, audit_purged })
+        let keys_purged = core.purge_withdrawn_keys().await?;
+        Ok::<_, CoreError>(Round { swept, audit_purged, keys_purged })
     }
     .await;
     if let Err(e) = core.store.unlock(&lock).await {

@@ -27,8 +27,10 @@ pub struct SealedColumn {
 }
 
 /// The columns that hold sealed secrets. Features that keep secrets at rest
-/// (signing keys, TOTP seeds, upstream tokens) add theirs.
-pub const SEALED_COLUMNS: &[SealedColumn] = &[];
+/// (TOTP seeds, upstream tokens) add theirs.
+pub fn sealed_columns() -> Vec<SealedColumn> {
+    vec![crate::keys::sealed_column()]
+}
 
 #[derive(Debug, Default, Serialize)]
 pub struct RewrapReport {
@@ -40,10 +42,10 @@ pub struct RewrapReport {
 }
 
 pub async fn rewrap_all(core: &Core) -> Result<RewrapReport, CoreError> {
-    rewrap_columns(core, SEALED_COLUMNS).await
+    rewrap_columns(core, &sealed_columns()).await
 }
 
-pub async fn rewrap_columns(core: &Core, columns: &'static [SealedColumn]) -> Result<RewrapReport, CoreError> {
+pub async fn rewrap_columns(core: &Core, columns: &[SealedColumn]) -> Result<RewrapReport, CoreError> {
     let mut report = RewrapReport { primary_key_id: core.secrets.primary_kid().to_owned(), ..Default::default() };
     for col in columns {
         let rows = core.db.run(col.load).await?;

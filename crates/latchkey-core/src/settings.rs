@@ -46,7 +46,7 @@ struct RawSettings {
     lifetimes: RawLifetimes,
     providers: Option<IgnoredAny>,
     limits: RawLimits,
-    keys: Option<IgnoredAny>,
+    keys: RawKeys,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -72,6 +72,12 @@ struct RawDatabase {
     url_file: Option<String>,
     pool_size: Option<u32>,
     acquire_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawKeys {
+    rsa_bits: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -172,6 +178,14 @@ pub struct Settings {
     pub mail: MailSettings,
     pub lifetimes: Lifetimes,
     pub limits: Limits,
+    pub keys: KeySettings,
+}
+
+/// Token signing keys.
+#[derive(Debug, Clone)]
+pub struct KeySettings {
+    /// Size of new RSA keys: 2048, 3072 (default, 128-bit strength) or 4096.
+    pub rsa_bits: u32,
 }
 
 /// Outgoing mail: SMTP when `smtp_url` is set, else `.eml` files in
@@ -352,10 +366,7 @@ impl Settings {
     }
 
     fn validate(raw: RawSettings) -> Result<Settings, ConfigError> {
-        for (key, set, what) in [
-            ("providers", raw.providers.is_some(), "upstream sign-in providers"),
-            ("keys", raw.keys.is_some(), "signing-key settings"),
-        ] {
+        for (key, set, what) in [("providers", raw.providers.is_some(), "upstream sign-in providers")] {
             if set {
                 return Err(ConfigError::new(
                     key,
@@ -417,7 +428,15 @@ impl Settings {
         let mail = validate_mail(raw.mail, &server.public_url)?;
         let lifetimes = validate_lifetimes(raw.lifetimes)?;
         let limits = validate_limits(raw.limits)?;
-        Ok(Settings { server, data_dir, database, sessions, secrets, passwords, log, mail, lifetimes, limits })
+        let keys = KeySettings {
+            rsa_bits: match raw.keys.rsa_bits.unwrap_or(3072) {
+                b @ (2048 | 3072 | 4096) => b,
+                other => {
+                    return Err(ConfigError::new("keys.rsa_bits", format!("{other} is not one of 2048, 3072, 4096")));
+                }
+            },
+        };
+        Ok(Settings { server, data_dir, database, sessions, secrets, passwords, log, mail, lifetimes, limits, keys })
     }
 
     /// Embedded mode: the database is the SQLite file under `data_dir`.

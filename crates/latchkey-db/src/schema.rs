@@ -73,4 +73,24 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(users, clients, audit_events, store_entries, store_counters, store_index);
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    clients,
+    audit_events,
+    store_entries,
+    store_counters,
+    store_index,
+    signing_keys
+);
+
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        alg -> Text,
+        private_key -> Text,
+        public_jwk -> Text,
+        created_at -> Timestamp,
+        active_from -> Timestamp,
+        published_until -> Nullable<Timestamp>,
+    }
+}

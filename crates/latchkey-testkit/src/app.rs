@@ -131,6 +131,7 @@ impl TestAppBuilder {
             ("LATCHKEY_SERVER__WORKERS".to_owned(), "1".to_owned()),
             ("LATCHKEY_SERVER__SHUTDOWN_TIMEOUT_SECS".to_owned(), "1".to_owned()),
             ("LATCHKEY_PASSWORDS__HASH_THREADS".to_owned(), "2".to_owned()),
+            ("LATCHKEY_KEYS__RSA_BITS".to_owned(), "2048".to_owned()),
         ]);
         if let Some(url) = &self.database_url {
             env.retain(|(k, _)| k != "LATCHKEY_DATABASE__URL");

@@ -9,6 +9,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(health::readyz)
         .service(health::metrics)
         .service(wellknown::security_txt)
+        .service(wellknown::jwks)
         .service(assets::css)
         .service(assets::js)
         .service(assets::icon)

@@ -36,8 +36,9 @@ pub enum Command {
     /// Read the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Signing keys (not available in this build yet).
-    Keys(Unbuilt),
+    /// Token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Global policy such as enforced MFA (not available in this build yet).
     Policy(Unbuilt),
     /// API keys for the admin API (not available in this build yet).
@@ -141,6 +142,24 @@ pub enum ClientCommand {
     /// Issue a new secret for a confidential client; the old one stops working.
     RotateSecret {
         id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List signing keys and their state (next, active, retiring, withdrawn).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a new signing key. It is published at once and signs after a lead
+    /// time; the current key stays published for a day.
+    Rotate {
+        /// Sign with the new key at once and withdraw every other key (after a compromise).
+        #[arg(long)]
+        now: bool,
         #[arg(long)]
         json: bool,
     },

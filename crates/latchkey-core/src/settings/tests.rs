@@ -136,7 +136,10 @@ fn malformed_toml_is_refused() {
 
 #[test]
 fn unbuilt_sections_are_refused_not_ignored() {
-    for (var, key) in [("LATCHKEY_PROVIDERS__GOOGLE__CLIENT_ID", "providers"), ("LATCHKEY_KEYS__RSA_BITS", "keys")] {
+    for (var, key) in [
+        ("LATCHKEY_PROVIDERS__GOOGLE__CLIENT_ID", "providers"),
+        ("LATCHKEY_PROVIDERS__OIDC__OKTA__ISSUER", "providers"),
+    ] {
         let e = load(None, &[(var, "1")]).expect_err("refused");
         assert_eq!(e.key, key);
         assert!(e.message.contains("not available"), "{}", e.message);
@@ -216,6 +219,14 @@ fn sessions_url_selects_redis() {
     assert_eq!(key_of(load(None, &[("LATCHKEY_SESSIONS__URL", "localhost:6379")])), "sessions.url");
     assert_eq!(key_of(load(None, &[("LATCHKEY_SESSIONS__PREFIX", "has space")])), "sessions.prefix");
     assert_eq!(key_of(load(None, &[("LATCHKEY_SESSIONS__URL_FILE", "/nonexistent/redis-url")])), "sessions.url_file");
+}
+
+#[test]
+fn rsa_key_size() {
+    assert_eq!(load(None, &[]).expect("loads").keys.rsa_bits, 3072);
+    assert_eq!(load(None, &[("LATCHKEY_KEYS__RSA_BITS", "4096")]).expect("loads").keys.rsa_bits, 4096);
+    assert_eq!(key_of(load(None, &[("LATCHKEY_KEYS__RSA_BITS", "1024")])), "keys.rsa_bits");
+    assert_eq!(key_of(load(None, &[("LATCHKEY_KEYS__RSA_BITS", "lots")])), "keys.rsa_bits");
 }
 
 #[test]

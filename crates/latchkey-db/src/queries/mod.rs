@@ -3,5 +3,6 @@
 
 pub mod audit;
 pub mod clients;
+pub mod signing_keys;
 pub mod store;
 pub mod users;

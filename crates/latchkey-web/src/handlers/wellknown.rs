@@ -1,9 +1,27 @@
-//! `/.well-known/security.txt` (RFC 9116): where to report vulnerabilities.
+//! `/.well-known/security.txt` (RFC 9116): where to report vulnerabilities;
+//! `/.well-known/jwks.json`: the public signing keys.
 
 use actix_web::web::Data;
 use actix_web::{HttpResponse, get};
 use chrono::{Datelike, Duration, TimeZone, Utc};
 use latchkey_core::Core;
+
+/// The published signing keys (RFC 7517), readable from any origin and
+/// cached for less time than a new key waits before it signs.
+#[get("/.well-known/jwks.json")]
+pub async fn jwks(core: Data<Core>) -> HttpResponse {
+    match core.jwks().await {
+        Ok(set) => HttpResponse::Ok()
+            .content_type("application/jwk-set+json")
+            .insert_header(("Access-Control-Allow-Origin", "*"))
+            .insert_header((
+                actix_web::http::header::CACHE_CONTROL,
+                format!("public, max-age={}", latchkey_core::keys::JWKS_MAX_AGE.as_secs()),
+            ))
+            .body(set.to_string()),
+        Err(e) => actix_web::ResponseError::error_response(&crate::error::ApiError(e)),
+    }
+}
 
 #[get("/.well-known/security.txt")]
 pub async fn security_txt(core: Data<Core>) -> HttpResponse {

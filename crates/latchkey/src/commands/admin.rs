@@ -10,7 +10,7 @@ use latchkey_core::{Core, CoreError};
 use serde::Serialize;
 
 use super::ensure_migrated;
-use crate::cli::{AuditCommand, ClientCommand, Command, SecretsCommand, UserCommand};
+use crate::cli::{AuditCommand, ClientCommand, Command, KeysCommand, SecretsCommand, UserCommand};
 
 pub async fn run(core: &Core, command: Command) -> Result<(), String> {
     if let Command::Migrate { json } = command {
@@ -69,7 +69,44 @@ pub async fn run(core: &Core, command: Command) -> Result<(), String> {
                     .join("\n")
             })
         }
-        Command::Serve | Command::Migrate { .. } | Command::Keys(_) | Command::Policy(_) | Command::Apikey(_) => {
+        Command::Keys(KeysCommand::List { json }) => {
+            let keys = core.list_keys().await.map_err(err)?;
+            print(json, &keys, || {
+                if keys.is_empty() {
+                    return "No signing keys yet: `latchkey serve` creates the first.".to_owned();
+                }
+                let mut out =
+                    format!("{:<43}  {:<6}  {:<9}  {:<20}  {}", "KID", "ALG", "STATE", "SIGNS FROM", "PUBLISHED UNTIL");
+                for k in &keys {
+                    out.push_str(&format!(
+                        "\n{:<43}  {:<6}  {:<9}  {:<20}  {}",
+                        k.kid,
+                        k.alg,
+                        format!("{:?}", k.state).to_lowercase(),
+                        k.active_from.format("%Y-%m-%d %H:%M:%S"),
+                        k.published_until
+                            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                            .unwrap_or_else(|| "-".into())
+                    ));
+                }
+                out
+            })
+        }
+        Command::Keys(KeysCommand::Rotate { now, json }) => {
+            let key = core.rotate_keys(now, &actor).await.map_err(err)?;
+            print(json, &key, || {
+                if now {
+                    format!("New key {} signs now; every other key is withdrawn.", key.kid)
+                } else {
+                    format!(
+                        "New key {} is published and signs from {}; the current key stays published for a day after that.",
+                        key.kid,
+                        key.active_from.format("%Y-%m-%d %H:%M:%S UTC")
+                    )
+                }
+            })
+        }
+        Command::Serve | Command::Migrate { .. } | Command::Policy(_) | Command::Apikey(_) => {
             Err("internal: command routed to the wrong place".into())
         }
     }

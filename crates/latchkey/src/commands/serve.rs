@@ -10,6 +10,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     for m in &applied {
         tracing::info!(migration = %m, "applied migration");
     }
+    core.ensure_signing_key().await.map_err(|e| format!("cannot prepare a signing key: {e}"))?;
     let listeners = latchkey_web::bind(&core)
         .map_err(|e| format!("server.bind: cannot listen on {}: {e}", core.settings.server.bind))?;
     let addrs: Vec<String> = listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();

@@ -1,0 +1,277 @@
+//! Token signing keys: RSA (RS256) generated with aws-lc-rs, the private half
+//! sealed by the secret box, the public half published as a JWK.
+//!
+//! A key is published before any instance signs with it: a rotation adds a
+//! key that becomes active only after [`ROTATION_LEAD`], longer than relying
+//! parties may cache the JWKS ([`JWKS_MAX_AGE`]). The key it replaces stays
+//! published for [`RETIRED_GRACE`] so tokens it signed still verify;
+//! `rotate --now` (a compromise) withdraws it at once.
+
+use std::time::Duration;
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::{KeyPair, KeySize};
+use aws_lc_rs::signature::KeyPair as _;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use latchkey_db::signing_keys::{self as q, SigningKeyRow};
+use serde::Serialize;
+
+use crate::Core;
+use crate::audit::{self, Actor, Event};
+use crate::error::CoreError;
+use crate::tokens::sha256;
+
+pub const ROTATION_LEAD: Duration = Duration::from_secs(15 * 60);
+pub const JWKS_MAX_AGE: Duration = Duration::from_secs(5 * 60);
+pub const RETIRED_GRACE: Duration = Duration::from_secs(24 * 3600);
+/// How long a withdrawn key's row is kept (for the record) before deletion.
+const KEEP_WITHDRAWN: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Where a key is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    /// Published, not signing yet.
+    Next,
+    /// Signs new tokens.
+    Active,
+    /// Replaced; still published so its tokens verify.
+    Retiring,
+    /// No longer published.
+    Withdrawn,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyInfo {
+    pub kid: String,
+    pub alg: String,
+    pub state: KeyState,
+    pub created_at: DateTime<Utc>,
+    pub active_from: DateTime<Utc>,
+    pub published_until: Option<DateTime<Utc>>,
+}
+
+fn sealed_context(kid: &str) -> String {
+    format!("signing-key:{kid}")
+}
+
+fn std_to_chrono(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or_default()
+}
+
+/// States of every key at `now`: the newest key already active signs.
+fn classify(rows: &[SigningKeyRow], now: NaiveDateTime) -> Vec<(KeyState, &SigningKeyRow)> {
+    let signing = rows
+        .iter()
+        .filter(|r| r.active_from <= now && r.published_until.is_none_or(|u| u > now))
+        .max_by_key(|r| (r.active_from, r.created_at))
+        .map(|r| r.kid.clone());
+    rows.iter()
+        .map(|r| {
+            let state = if r.published_until.is_some_and(|u| u <= now) {
+                KeyState::Withdrawn
+            } else if r.active_from > now {
+                KeyState::Next
+            } else if Some(&r.kid) == signing.as_ref() {
+                KeyState::Active
+            } else {
+                KeyState::Retiring
+            };
+            (state, r)
+        })
+        .collect()
+}
+
+/// A new RSA key: (kid, PKCS#8 DER, public JWK). The kid is the key's
+/// RFC 7638 thumbprint.
+fn generate_rsa(bits: u32) -> Result<(String, Vec<u8>, serde_json::Value), CoreError> {
+    let size = match bits {
+        2048 => KeySize::Rsa2048,
+        4096 => KeySize::Rsa4096,
+        _ => KeySize::Rsa3072,
+    };
+    let pair = KeyPair::generate(size).map_err(|_| CoreError::Internal("RSA key generation failed".into()))?;
+    let pkcs8 = pair.as_der().map_err(|_| CoreError::Internal("cannot encode the key".into()))?.as_ref().to_vec();
+    let parts = aws_lc_rs::rsa::PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+    let n = URL_SAFE_NO_PAD.encode(&parts.n);
+    let e = URL_SAFE_NO_PAD.encode(&parts.e);
+    // RFC 7638: the required members, in lexicographic order, no spaces.
+    let thumbprint_input = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
+    let kid = URL_SAFE_NO_PAD.encode(sha256(thumbprint_input.as_bytes()));
+    let jwk = serde_json::json!({ "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e });
+    Ok((kid, pkcs8, jwk))
+}
+
+impl Core {
+    async fn key_rows(&self) -> Result<Vec<SigningKeyRow>, CoreError> {
+        Ok(self.db.run(q::list).await?)
+    }
+
+    /// Every key and its state, newest first.
+    pub async fn list_keys(&self) -> Result<Vec<KeyInfo>, CoreError> {
+        let rows = self.key_rows().await?;
+        let now = self.clock.now_naive();
+        Ok(classify(&rows, now)
+            .into_iter()
+            .map(|(state, r)| KeyInfo {
+                kid: r.kid.clone(),
+                alg: r.alg.clone(),
+                state,
+                created_at: r.created_at.and_utc(),
+                active_from: r.active_from.and_utc(),
+                published_until: r.published_until.map(|t| t.and_utc()),
+            })
+            .collect())
+    }
+
+    async fn new_key(&self, active_from: NaiveDateTime) -> Result<SigningKeyRow, CoreError> {
+        let bits = self.settings.keys.rsa_bits;
+        // Key generation takes a while at 3072 bits: off the async threads.
+        let (kid, pkcs8, jwk) = tokio::task::spawn_blocking(move || generate_rsa(bits))
+            .await
+            .map_err(|e| CoreError::Internal(e.to_string()))??;
+        let sealed =
+            self.secrets.seal(&sealed_context(&kid), &pkcs8).map_err(|e| CoreError::Internal(e.to_string()))?;
+        Ok(SigningKeyRow {
+            kid,
+            alg: "RS256".into(),
+            private_key: sealed,
+            public_jwk: jwk.to_string(),
+            created_at: self.clock.now_naive(),
+            active_from,
+            published_until: None,
+        })
+    }
+
+    /// Makes sure a key can sign: on first start (or after every key was
+    /// withdrawn) one is created and active at once. Several instances
+    /// starting together agree through a lock in the store.
+    pub async fn ensure_signing_key(&self) -> Result<(), CoreError> {
+        let now = self.clock.now_naive();
+        let usable = |rows: &[SigningKeyRow]| {
+            classify(rows, now).iter().any(|(s, _)| matches!(s, KeyState::Active | KeyState::Next))
+        };
+        if usable(&self.key_rows().await?) {
+            return Ok(());
+        }
+        let Some(lock) = self.store.try_lock("keys", Duration::from_secs(60)).await? else {
+            return Ok(()); // another instance is creating it
+        };
+        let result = async {
+            if !usable(&self.key_rows().await?) {
+                let row = self.new_key(now).await?;
+                self.db.run(move |conn| q::insert(conn, &row)).await?;
+            }
+            Ok::<(), CoreError>(())
+        }
+        .await;
+        let _ = self.store.unlock(&lock).await;
+        result
+    }
+
+    /// Adds a new key. Normally it signs after the lead time and the current
+    /// key stays published for the grace period; with `now` the new key signs
+    /// at once and every other key is withdrawn.
+    pub async fn rotate_keys(&self, now_: bool, actor: &Actor) -> Result<KeyInfo, CoreError> {
+        let now = self.clock.now_naive();
+        let rows = self.key_rows().await?;
+        // With no key signing yet there is nothing to wait for.
+        let signing = classify(&rows, now).iter().any(|(s, _)| *s == KeyState::Active);
+        let active_from = if now_ || !signing { now } else { now + std_to_chrono(ROTATION_LEAD) };
+        let row = self.new_key(active_from).await?;
+        let others_until = if now_ { now } else { active_from + std_to_chrono(RETIRED_GRACE) };
+        let actor = actor.clone();
+        let saved = row.clone();
+        self.db
+            .run(move |conn| {
+                latchkey_db::transaction(conn, |conn| {
+                    for other in q::list(conn)? {
+                        let current = other.published_until.is_none_or(|u| u > now);
+                        if current && other.published_until.is_none_or(|u| u > others_until) {
+                            q::set_published_until(conn, &other.kid, others_until)?;
+                        }
+                    }
+                    q::insert(conn, &row)?;
+                    audit::record(
+                        conn,
+                        now,
+                        &Event::new("keys.rotated", &actor)
+                            .detail(serde_json::json!({ "kid": row.kid, "immediate": now_ })),
+                    )
+                })
+            })
+            .await?;
+        self.list_keys().await?.into_iter().find(|k| k.kid == saved.kid).ok_or(CoreError::NotFound("key"))
+    }
+
+    /// The published keys as a JWK Set.
+    pub async fn jwks(&self) -> Result<serde_json::Value, CoreError> {
+        let rows = self.key_rows().await?;
+        let now = self.clock.now_naive();
+        let keys: Vec<serde_json::Value> = classify(&rows, now)
+            .into_iter()
+            .filter(|(s, _)| *s != KeyState::Withdrawn)
+            .filter_map(|(_, r)| serde_json::from_str(&r.public_jwk).ok())
+            .collect();
+        Ok(serde_json::json!({ "keys": keys }))
+    }
+
+    /// The private key that signs now: (kid, PKCS#8), opened from the box.
+    pub async fn active_signing_key(&self) -> Result<(String, Vec<u8>), CoreError> {
+        let rows = self.key_rows().await?;
+        let now = self.clock.now_naive();
+        let (_, row) = classify(&rows, now)
+            .into_iter()
+            .find(|(s, _)| *s == KeyState::Active)
+            .ok_or_else(|| CoreError::Internal("no active signing key".into()))?;
+        let pkcs8 = self
+            .secrets
+            .open(&sealed_context(&row.kid), &row.private_key)
+            .map_err(|e| CoreError::Internal(format!("signing key {}: {e}", row.kid)))?;
+        Ok((row.kid.clone(), pkcs8))
+    }
+
+    /// Deletes keys withdrawn long ago; returns how many.
+    pub async fn purge_withdrawn_keys(&self) -> Result<usize, CoreError> {
+        let before = self.clock.now_naive() - std_to_chrono(KEEP_WITHDRAWN);
+        Ok(self.db.run(move |conn| q::delete_unpublished_before(conn, before)).await?)
+    }
+}
+
+/// For `secrets rewrap`: the sealed private keys.
+pub fn sealed_column() -> crate::rewrap::SealedColumn {
+    crate::rewrap::SealedColumn {
+        name: "signing_keys.private_key",
+        context: sealed_context,
+        load: q::sealed,
+        store: q::set_sealed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_sign_and_verify_and_have_thumbprint_kids() {
+        let (kid, pkcs8, jwk) = generate_rsa(2048).expect("key");
+        assert_eq!(jwk["kid"], kid.as_str());
+        assert_eq!(jwk["alg"], "RS256");
+        assert_eq!(jwk["use"], "sig");
+        assert_eq!(jwk["e"], "AQAB");
+        assert_eq!(kid.len(), 43);
+        let pair = KeyPair::from_pkcs8(&pkcs8).expect("pkcs8 round-trips");
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let mut sig = vec![0; pair.public_modulus_len()];
+        pair.sign(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &rng, b"payload", &mut sig).expect("sign");
+        let public = pair.public_key().as_der().expect("der");
+        let verifier = aws_lc_rs::signature::UnparsedPublicKey::new(
+            &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+            public.as_ref(),
+        );
+        assert!(verifier.verify(b"payload", &sig).is_ok());
+        assert!(verifier.verify(b"tampered", &sig).is_err());
+    }
+}

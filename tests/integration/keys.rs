@@ -1,0 +1,148 @@
+//! Signing keys: created on first start, sealed at rest, published as JWKS
+//! before they sign, rotated with a lead time or at once.
+
+use latchkey_core::keys::KeyState;
+use latchkey_testkit::{TestApp, TestDb};
+
+use crate::support::latchkey;
+
+async fn jwks(app: &TestApp) -> serde_json::Value {
+    let r = app.get("/.well-known/jwks.json").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    assert_eq!(r.headers()["cache-control"], "public, max-age=300");
+    assert!(r.headers()["content-type"].to_str().unwrap_or_default().starts_with("application/jwk-set+json"));
+    r.json().await.expect("JSON")
+}
+
+fn kids(set: &serde_json::Value) -> Vec<String> {
+    set["keys"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|k| k["kid"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+async fn states(app: &TestApp) -> Vec<(String, KeyState)> {
+    app.core.list_keys().await.expect("keys").into_iter().map(|k| (k.kid, k.state)).collect()
+}
+
+#[tokio::test]
+async fn first_key_is_created_once_and_published() {
+    let (a, b) = TestApp::two_instances().await;
+    assert!(kids(&jwks(&a).await).is_empty());
+    let (ra, rb) = tokio::join!(a.core.ensure_signing_key(), b.core.ensure_signing_key());
+    ra.expect("ensure on a");
+    rb.expect("ensure on b");
+    // Whichever lost the lock may not have seen the key yet; ask again.
+    a.core.ensure_signing_key().await.expect("ensure");
+    let set = jwks(&a).await;
+    assert_eq!(kids(&set).len(), 1, "{set}");
+    let key = &set["keys"][0];
+    assert_eq!(key["kty"], "RSA");
+    assert_eq!(key["alg"], "RS256");
+    assert_eq!(key["use"], "sig");
+    assert!(key.get("d").is_none() && key.get("p").is_none(), "no private members");
+    assert_eq!(kids(&jwks(&b).await), kids(&set), "both instances publish the same key");
+    assert_eq!(states(&a).await[0].1, KeyState::Active);
+
+    // At rest the private key is sealed by the secret box.
+    let mut conn = a.db.connect();
+    let rows = latchkey_db::signing_keys::list(&mut conn).expect("rows");
+    assert!(rows[0].private_key.starts_with("lk1."));
+    let (kid, pkcs8) = a.core.active_signing_key().await.expect("opens");
+    assert_eq!(kid, rows[0].kid);
+    assert!(!rows[0].private_key.contains(&String::from_utf8_lossy(&pkcs8[..16]).to_string()));
+}
+
+#[tokio::test]
+async fn rotation_publishes_before_signing_and_keeps_the_old_key_a_day() {
+    let app = TestApp::spawn().await;
+    app.core.ensure_signing_key().await.expect("first key");
+    let first = states(&app).await[0].0.clone();
+    let next = app.core.rotate_keys(false, &latchkey_core::audit::Actor::Cli).await.expect("rotate");
+    assert_eq!(next.state, KeyState::Next);
+    let published = kids(&jwks(&app).await);
+    assert!(published.contains(&first) && published.contains(&next.kid), "both published");
+    assert_eq!(app.core.active_signing_key().await.expect("key").0, first, "the old key still signs");
+
+    app.clock.advance(chrono::Duration::minutes(15));
+    assert_eq!(app.core.active_signing_key().await.expect("key").0, next.kid, "the new key signs after the lead time");
+    let s = states(&app).await;
+    assert!(s.contains(&(first.clone(), KeyState::Retiring)), "{s:?}");
+    assert!(kids(&jwks(&app).await).contains(&first), "old tokens still verify");
+
+    app.clock.advance(chrono::Duration::hours(24));
+    assert_eq!(kids(&jwks(&app).await), vec![next.kid.clone()]);
+    assert!(states(&app).await.contains(&(first, KeyState::Withdrawn)));
+}
+
+#[tokio::test]
+async fn rotate_now_withdraws_every_other_key() {
+    let app = TestApp::spawn().await;
+    app.core.ensure_signing_key().await.expect("first key");
+    let first = states(&app).await[0].0.clone();
+    let pending = app.core.rotate_keys(false, &latchkey_core::audit::Actor::Cli).await.expect("rotate");
+    let urgent = app.core.rotate_keys(true, &latchkey_core::audit::Actor::Cli).await.expect("rotate now");
+    assert_eq!(urgent.state, KeyState::Active);
+    assert_eq!(kids(&jwks(&app).await), vec![urgent.kid.clone()]);
+    assert_eq!(app.core.active_signing_key().await.expect("key").0, urgent.kid);
+    let s = states(&app).await;
+    assert!(s.contains(&(first, KeyState::Withdrawn)) && s.contains(&(pending.kid, KeyState::Withdrawn)), "{s:?}");
+    // Withdrawn keys are deleted a month later by maintenance.
+    app.clock.advance(chrono::Duration::days(31));
+    let round = latchkey_core::maintenance::run_once(&app.core).await.expect("round").expect("ran");
+    assert_eq!(round.keys_purged, 2);
+}
+
+#[tokio::test]
+async fn secrets_rewrap_moves_signing_keys_to_the_new_encryption_key() {
+    let db = std::sync::Arc::new(TestDb::new());
+    let app = TestApp::builder().db(db.clone()).spawn().await;
+    app.core.ensure_signing_key().await.expect("key");
+    let (kid, pkcs8) = app.core.active_signing_key().await.expect("opens");
+    let new_key = latchkey_testkit::random_key();
+    // The operator adds a new first key and keeps the old one for reading.
+    let rotated = TestApp::builder()
+        .db(db.clone())
+        .env("LATCHKEY_SECRETS__ENCRYPTION_KEYS", &format!("{new_key},{}", db.encryption_key))
+        .spawn()
+        .await;
+    let report = latchkey_core::rewrap::rewrap_all(&rotated.core).await.expect("rewrap");
+    assert_eq!((report.rewrapped, report.already_current), (1, 0));
+    assert!(report.failed.is_empty());
+    // Now the old encryption key can go.
+    let only_new = TestApp::builder().db(db.clone()).env("LATCHKEY_SECRETS__ENCRYPTION_KEYS", &new_key).spawn().await;
+    assert_eq!(only_new.core.active_signing_key().await.expect("opens with the new key"), (kid, pkcs8));
+    let again = latchkey_core::rewrap::rewrap_all(&only_new.core).await.expect("rewrap");
+    assert_eq!((again.rewrapped, again.already_current), (0, 1));
+}
+
+#[test]
+fn keys_from_the_command_line() {
+    let db = TestDb::new();
+    let mut env = db.env();
+    env.push(("LATCHKEY_KEYS__RSA_BITS".into(), "2048".into()));
+    let run = |args: &[&str]| crate::support::run_with_env(&env, db.dir.path(), args, None);
+    let empty = run(&["keys", "list"]).ok();
+    assert!(empty.stdout.contains("No signing keys yet"));
+    // With nothing signing yet, a rotation's key signs at once.
+    let first = run(&["keys", "rotate", "--json"]).ok().json();
+    assert_eq!(first["state"], "active");
+    let second = run(&["keys", "rotate", "--json"]).ok().json();
+    assert_eq!(second["state"], "next");
+    let list = run(&["keys", "list", "--json"]).ok().json();
+    let states: Vec<&str> = list.as_array().expect("array").iter().filter_map(|k| k["state"].as_str()).collect();
+    assert_eq!(states, vec!["next", "active"]);
+    let urgent = run(&["keys", "rotate", "--now", "--json"]).ok().json();
+    assert_eq!(urgent["state"], "active");
+    let list = run(&["keys", "list", "--json"]).ok().json();
+    let states: Vec<&str> = list.as_array().expect("array").iter().filter_map(|k| k["state"].as_str()).collect();
+    assert_eq!(states, vec!["active", "withdrawn", "withdrawn"]);
+    let rewrap = latchkey(&db, &["secrets", "rewrap", "--json"], None).ok().json();
+    assert_eq!(rewrap["already_current"], 3);
+    run(&["keys", "frobnicate"]);
+    let bad = run(&["keys", "rotate", "--later"]);
+    assert_eq!(bad.code, 2);
+    let audit = run(&["audit", "list", "--json"]).ok().json();
+    assert_eq!(audit.as_array().expect("array").iter().filter(|e| e["kind"] == "keys.rotated").count(), 3);
+}
