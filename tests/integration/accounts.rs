@@ -617,3 +617,76 @@ async fn mail_goes_out_over_smtp_when_configured() {
     assert!(text.contains(&format!("{}/email/verify?token=", app.public_url)));
     assert!(app.mails().is_empty(), "nothing in the outbox when SMTP is configured");
 }
+
+#[tokio::test]
+async fn a_verification_link_needs_the_signed_in_owner() {
+    let app = TestApp::spawn().await;
+    // Someone signs up with an address that is not theirs.
+    let squatter = Browser::new(&app);
+    let link = sign_up(&app, &squatter, "victim@example.com", "").await;
+    let path = path_of(&link);
+
+    // The address's real owner opens the link: sent to sign in first, with
+    // the way back kept; they cannot sign in, so the account stays unverified.
+    let owner = Browser::new(&app);
+    let p = owner.get(&path).await;
+    assert_eq!(p.status, 303);
+    let to = p.location.clone().expect("redirect");
+    assert!(to.starts_with("/login?notice=verify&next=%2Femail%2Fverify%3Ftoken%3D"), "{to}");
+    let login = owner.get(&to).await;
+    assert!(login.contains("Sign in to confirm your email address."));
+    assert_eq!(hidden(&login.body, "next").as_deref(), Some(path.as_str()));
+    let token = path.split("token=").nth(1).expect("token").to_owned();
+    let refused = owner.post_raw("/email/verify", &[("csrf", &login.csrf()), ("token", &token)]).await;
+    assert_eq!(refused.status, 400, "no session, no verification");
+    let user =
+        latchkey_core::accounts::find_by_email(&app.core, "victim@example.com").await.expect("lookup").expect("user");
+    assert!(!user.email_verified);
+
+    // Signed in as another account, the link is refused too.
+    let other = Browser::new(&app);
+    sign_up(&app, &other, "other@example.com", "").await;
+    other.sign_in("other@example.com", PW).await;
+    let wrong = other.get(&path).await;
+    assert_eq!(wrong.status, 403);
+    assert!(wrong.contains("victim@example.com"));
+    let forged = other.submit("/account", "/email/verify", &[("token", &token)]).await;
+    assert_eq!(forged.status, 400);
+
+    // The owner takes the address back with a reset: the squatter is out.
+    squatter.sign_in("victim@example.com", PW).await;
+    owner.submit("/password/forgot", "/password/forgot", &[("email", "victim@example.com")]).await;
+    let mail = app.wait_for_mail("victim@example.com", "Reset your password", 0).await;
+    let reset_path = path_of(&mail.link("/password/reset?token=").expect("link"));
+    let form = owner.get(&reset_path).await;
+    let reset_token = hidden(&form.body, "token").expect("token");
+    let done = owner.submit(&reset_path, "/password/reset", &[("token", &reset_token), ("new_password", PW2)]).await;
+    assert_eq!(done.status, 303);
+    assert_eq!(squatter.get("/account").await.status, 303, "the squatter's session ended");
+    owner.sign_in("victim@example.com", PW2).await;
+    assert!(owner.get("/account").await.contains("Verified"));
+}
+
+#[tokio::test]
+async fn signing_in_from_a_verification_link_comes_back_to_it() {
+    let app = TestApp::spawn().await;
+    let b = Browser::new(&app);
+    let link = sign_up(&app, &b, "back@example.com", "").await;
+    let path = path_of(&link);
+    let to = b.get(&path).await.location.expect("to sign in");
+    let login = b.get(&to).await;
+    let next = hidden(&login.body, "next").expect("next");
+    let signed_in = b
+        .post_raw(
+            "/login",
+            &[("csrf", &login.csrf()), ("email", "back@example.com"), ("password", PW), ("next", &next)],
+        )
+        .await;
+    assert_eq!(signed_in.location.as_deref(), Some(path.as_str()));
+    let confirm = b.get(&path).await;
+    assert_eq!(confirm.status, 200);
+    let token = hidden(&confirm.body, "token").expect("token");
+    let done = b.submit(&path, "/email/verify", &[("token", &token)]).await;
+    assert_eq!(done.status, 200);
+    assert!(b.get("/account").await.contains("Verified"));
+}

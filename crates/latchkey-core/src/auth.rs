@@ -125,8 +125,12 @@ impl Core {
         let normalized = match normalize_email(email) {
             Ok((_, n)) => n,
             Err(_) => {
-                // Not an address at all: the same work and answer as a miss.
+                // Not an address at all: the same limits, work and answer as
+                // a miss, so it is no way around them.
+                let key: String = email.trim().to_lowercase().chars().take(320).collect();
+                self.login_allowed(&key, ctx.ip.as_deref(), false).await?;
                 self.hasher.verify_dummy(password.to_owned()).await?;
+                self.login_failed(&key, ctx.ip.as_deref()).await?;
                 return Ok(Err(LoginRefusal::BadCredentials));
             }
         };
@@ -268,16 +272,26 @@ impl Core {
         Ok(self.store.get(&hashed_key(kind, token)).await?.and_then(|v| serde_json::from_slice(&v).ok()))
     }
 
-    /// The address a verification link is for, while it is valid.
-    pub async fn verification_email(&self, token: &str) -> Result<Option<String>, CoreError> {
-        Ok(self.peek_link(VERIFY, token).await?.map(|r| r.email))
+    /// The account (id, address) a verification link is for, while it is valid.
+    pub async fn verification_target(&self, token: &str) -> Result<Option<(String, String)>, CoreError> {
+        Ok(self.peek_link(VERIFY, token).await?.map(|r| (r.user_id, r.email)))
     }
 
-    /// Uses a verification link (once). None when it is unknown, used,
-    /// expired, or the account's address changed since.
-    pub async fn confirm_verification(&self, token: &str, ctx: &RequestContext) -> Result<Option<User>, CoreError> {
-        if token.len() != 43 {
-            return Ok(None);
+    /// Uses a verification link (once), for the signed-in owner of the
+    /// account only: whoever reads the mailbox but cannot sign in (say, the
+    /// real owner of an address someone else signed up with) cannot make
+    /// that account verified — they reset the password instead, which
+    /// proves the address and ends every session. None when the link is
+    /// unknown, used, expired, for another account, or the address changed.
+    pub async fn confirm_verification(
+        &self,
+        token: &str,
+        signed_in_user: &str,
+        ctx: &RequestContext,
+    ) -> Result<Option<User>, CoreError> {
+        match self.peek_link(VERIFY, token).await? {
+            Some(r) if r.user_id == signed_in_user => {}
+            _ => return Ok(None),
         }
         let Some(raw) = self.store.take(&hashed_key(VERIFY, token)).await? else { return Ok(None) };
         let Ok(record) = serde_json::from_slice::<LinkRecord>(&raw) else { return Ok(None) };

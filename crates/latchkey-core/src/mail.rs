@@ -138,9 +138,18 @@ async fn write_eml(dir: &PathBuf, message: &Message) -> Result<(), String> {
         chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"),
         crate::tokens::random_id().map_err(|e| e.to_string())?
     );
-    // Written under a temporary name and renamed, so readers never see half a file.
+    // Written under a temporary name and renamed, so readers never see half
+    // a file; readable by the owner only, since mails carry sign-in links.
     let tmp = dir.join(format!(".{name}.tmp"));
-    tokio::fs::write(&tmp, message.formatted()).await.map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    let mut opts = tokio::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut file = opts.open(&tmp).await.map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    tokio::io::AsyncWriteExt::write_all(&mut file, &message.formatted())
+        .await
+        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    drop(file);
     tokio::fs::rename(&tmp, dir.join(&name)).await.map_err(|e| format!("cannot rename {}: {e}", tmp.display()))
 }
 
@@ -151,14 +160,14 @@ async fn write_eml(dir: &PathBuf, message: &Message) -> Result<(), String> {
 #[template(path = "mail/verify.txt")]
 struct VerifyText<'a> {
     link: &'a str,
-    hours: u64,
+    lifetime: &'a str,
 }
 
 #[derive(Template)]
 #[template(path = "mail/verify.html")]
 struct VerifyHtml<'a> {
     link: &'a str,
-    hours: u64,
+    lifetime: &'a str,
 }
 
 #[derive(Template)]
@@ -179,14 +188,25 @@ struct ExistsHtml<'a> {
 #[template(path = "mail/reset.txt")]
 struct ResetText<'a> {
     link: &'a str,
-    minutes: u64,
+    lifetime: &'a str,
 }
 
 #[derive(Template)]
 #[template(path = "mail/reset.html")]
 struct ResetHtml<'a> {
     link: &'a str,
-    minutes: u64,
+    lifetime: &'a str,
+}
+
+/// "24 hours", "1 hour", "30 minutes".
+fn lifetime(d: Duration) -> String {
+    let mins = (d.as_secs() / 60).max(1);
+    if mins.is_multiple_of(60) {
+        let h = mins / 60;
+        format!("{h} hour{}", if h == 1 { "" } else { "s" })
+    } else {
+        format!("{mins} minute{}", if mins == 1 { "" } else { "s" })
+    }
 }
 
 #[derive(Template)]
@@ -206,12 +226,12 @@ fn render(t: &impl Template) -> Result<String, MailError> {
 }
 
 pub fn verify_email(to: &str, link: &str, ttl: Duration) -> Result<Mail, MailError> {
-    let hours = (ttl.as_secs() / 3600).max(1);
+    let lifetime = lifetime(ttl);
     Ok(Mail {
         to: to.to_owned(),
         subject: "Confirm your email address".into(),
-        text: render(&VerifyText { link, hours })?,
-        html: render(&VerifyHtml { link, hours })?,
+        text: render(&VerifyText { link, lifetime: &lifetime })?,
+        html: render(&VerifyHtml { link, lifetime: &lifetime })?,
     })
 }
 
@@ -225,12 +245,12 @@ pub fn account_exists(to: &str, login: &str, forgot: &str) -> Result<Mail, MailE
 }
 
 pub fn reset_password(to: &str, link: &str, ttl: Duration) -> Result<Mail, MailError> {
-    let minutes = (ttl.as_secs() / 60).max(1);
+    let lifetime = lifetime(ttl);
     Ok(Mail {
         to: to.to_owned(),
         subject: "Reset your password".into(),
-        text: render(&ResetText { link, minutes })?,
-        html: render(&ResetHtml { link, minutes })?,
+        text: render(&ResetText { link, lifetime: &lifetime })?,
+        html: render(&ResetHtml { link, lifetime: &lifetime })?,
     })
 }
 

@@ -605,6 +605,14 @@ fn validate_mail(raw: RawMail, public_url: &str) -> Result<MailSettings, ConfigE
         if parsed.host_str().is_none_or(str::is_empty) {
             return Err(ConfigError::new("mail.smtp_url", "has no host"));
         }
+        if let Some((_, tls)) = parsed.query_pairs().find(|(k, _)| k == "tls")
+            && !matches!(tls.as_ref(), "required" | "opportunistic")
+        {
+            return Err(ConfigError::new(
+                "mail.smtp_url",
+                format!("tls={tls:?} is not one of required, opportunistic"),
+            ));
+        }
     }
     let from = match raw.from {
         Some(f) => f,

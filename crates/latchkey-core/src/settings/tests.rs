@@ -253,6 +253,8 @@ fn mail_lifetimes_and_limits() {
     assert_eq!(s.mail.smtp_url.as_deref(), Some("smtp://127.0.0.1:2525"));
     assert_eq!(s.limits.signup_per_minute, 50);
     assert_eq!(key_of(load(None, &[("LATCHKEY_MAIL__SMTP_URL", "http://mail")])), "mail.smtp_url");
+    assert_eq!(key_of(load(None, &[("LATCHKEY_MAIL__SMTP_URL", "smtp://mail:25?tls=maybe")])), "mail.smtp_url");
+    assert!(load(None, &[("LATCHKEY_MAIL__SMTP_URL", "smtp://mail:587?tls=required")]).is_ok());
     assert_eq!(key_of(load(None, &[("LATCHKEY_MAIL__FROM", "not an address")])), "mail.from");
     assert_eq!(key_of(load(None, &[("LATCHKEY_LIMITS__SIGNUP_PER_MINUTE", "0")])), "limits.signup_per_minute");
     assert_eq!(key_of(load(None, &[("LATCHKEY_LIMITS__NOPE", "1")])), "limits.nope");

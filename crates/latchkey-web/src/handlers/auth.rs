@@ -34,6 +34,7 @@ fn notice_text(code: Option<&str>) -> Option<String> {
             "signed-out" => "You are signed out.",
             "password-set" => "Your new password is set. Sign in with it.",
             "reauthenticate" => "For your security, sign in again to continue.",
+            "verify" => "Sign in to confirm your email address.",
             _ => return None,
         }
         .to_owned(),
@@ -271,18 +272,43 @@ fn invalid_link(what: &str, again: (&str, &str)) -> HttpResponse {
     )
 }
 
+/// The link asks for one click from the account's owner, signed in; anyone
+/// else is sent to sign in first.
 #[get("/email/verify")]
 pub async fn verify_form(req: HttpRequest, core: Data<Core>, q: Query<TokenQuery>) -> HttpResponse {
-    match core.verification_email(&q.token).await {
-        Ok(Some(email)) => {
+    let (user_id, email) = match core.verification_target(&q.token).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return invalid_link("verification", ("/account", "Go to your account")),
+        Err(e) => return pages::error_page(&e),
+    };
+    let session = match browser::current_session(&req, &core).await {
+        Ok(s) => s,
+        Err(e) => return pages::error_page(&e),
+    };
+    match session {
+        Some(s) if s.record.user_id == user_id => {
             let mut builder = HttpResponse::Ok();
             match browser::csrf_token(&req, &core, &mut builder) {
                 Ok(csrf) => render(builder, StatusCode::OK, &pages::Verify { csrf, token: q.token.clone(), email }),
                 Err(e) => pages::error_page(&e),
             }
         }
-        Ok(None) => invalid_link("verification", ("/account", "Go to your account")),
-        Err(e) => pages::error_page(&e),
+        Some(_) => pages::message_with_email(
+            StatusCode::FORBIDDEN,
+            "Sign in as the right account",
+            "This link confirms the address of another account:",
+            &email,
+            ". Sign out, then sign in to that account to confirm it.",
+            Some(("/logout", "Sign out")),
+        ),
+        None => {
+            let next = format!("/email/verify?token={}", q.token);
+            let query: String = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("notice", "verify")
+                .append_pair("next", &next)
+                .finish();
+            see_other(HttpResponse::build(StatusCode::SEE_OTHER), &format!("/login?{query}"))
+        }
     }
 }
 
@@ -298,7 +324,12 @@ pub async fn verify(req: HttpRequest, core: Data<Core>, form: Form<TokenForm>) -
     if !browser::csrf_ok(&req, &core, &form.csrf) {
         return pages::csrf_refused();
     }
-    match core.confirm_verification(&form.token, &browser::context(&req)).await {
+    let session = match browser::current_session(&req, &core).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return invalid_link("verification", ("/login", "Sign in")),
+        Err(e) => return pages::error_page(&e),
+    };
+    match core.confirm_verification(&form.token, &session.record.user_id, &browser::context(&req)).await {
         Ok(Some(user)) => pages::message(
             StatusCode::OK,
             "Email address confirmed",

@@ -22,6 +22,9 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     } else {
         println!("Database: {}", core.db.label());
         println!("Session store: {}", core.store.kind());
+        if let Some(outbox) = core.mailer.outbox() {
+            tracing::warn!(outbox = %outbox.display(), "mail.smtp_url is not set: mail is written to files, not sent");
+        }
     }
     match latchkey_core::accounts::count_admins(&core).await {
         Ok(0) => {
