@@ -315,6 +315,7 @@ async fn forgot_password_never_reveals_an_account() {
         let p = b.submit("/password/forgot", "/password/forgot", &[("email", "real@example.com")]).await;
         assert_eq!(p.status, 200);
     }
+    app.mail_delivered().await;
     let resets = app.mails().into_iter().filter(|m| m.subject.contains("Reset your password")).count();
     assert_eq!(resets, 3);
 }
@@ -437,6 +438,7 @@ async fn forms_without_a_valid_csrf_token_are_refused() {
     assert_eq!(a.get("/account").await.status, 200);
     assert_eq!(other.get("/account").await.status, 200);
     assert!(latchkey_core::accounts::find_by_email(&app.core, "new@example.com").await.expect("lookup").is_none());
+    app.mail_delivered().await;
     assert_eq!(app.mails().iter().filter(|m| m.subject.contains("Reset")).count(), 0);
     // A browser with no CSRF cookie at all is refused too.
     let bare = Browser::new(&app);
@@ -689,4 +691,59 @@ async fn signing_in_from_a_verification_link_comes_back_to_it() {
     let done = b.submit(&path, "/email/verify", &[("token", &token)]).await;
     assert_eq!(done.status, 200);
     assert!(b.get("/account").await.contains("Verified"));
+}
+
+#[tokio::test]
+async fn queued_mail_survives_a_mail_outage_and_a_restart() {
+    let db = std::sync::Arc::new(latchkey_testkit::TestDb::new());
+    // Nothing listens on this port: delivery fails and the message waits.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead = format!("smtp://127.0.0.1:{}", closed.local_addr().expect("addr").port());
+    drop(closed);
+    let first = TestApp::builder().db(db.clone()).env("LATCHKEY_MAIL__SMTP_URL", &dead).spawn().await;
+    let b = Browser::new(&first);
+    let p = b.submit("/signup", "/signup", &[("email", "patient@example.com"), ("password", PW)]).await;
+    assert_eq!(p.status, 200, "the answer does not wait for the mail server");
+    assert_eq!(first.core.queued_mail().await.expect("count"), 1);
+    // At rest the message is sealed: its link is not readable in the table.
+    let mut conn = db.connect();
+    let rows = latchkey_db::mail_outbox::due(
+        &mut conn,
+        chrono::NaiveDate::from_ymd_opt(2100, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0)).expect("date"),
+        10,
+    )
+    .expect("rows");
+    assert!(rows[0].message.starts_with("lk1.") && !rows[0].message.contains("verify"));
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let rows = latchkey_db::mail_outbox::due(
+            &mut conn,
+            chrono::NaiveDate::from_ymd_opt(2100, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0)).expect("date"),
+            10,
+        )
+        .expect("rows");
+        if rows.first().is_some_and(|r| r.attempts >= 1) {
+            assert!(rows[0].last_error.is_some());
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "no delivery attempt was made");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    drop(first);
+
+    // Another instance with a working mail server delivers it once due.
+    let sink = latchkey_testkit::SmtpSink::start().await;
+    let second = TestApp::builder().db(db.clone()).env("LATCHKEY_MAIL__SMTP_URL", &sink.url()).spawn().await;
+    second.clock.advance(chrono::Duration::minutes(2));
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sink.messages().is_empty() {
+        assert!(std::time::Instant::now() < until, "the queued mail was not delivered after the restart");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(sink.messages()[0].to, vec!["<patient@example.com>".to_owned()]);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while second.core.queued_mail().await.expect("count") != 0 {
+        assert!(std::time::Instant::now() < until, "delivered mail leaves the queue");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

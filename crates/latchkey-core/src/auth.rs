@@ -232,18 +232,12 @@ impl Core {
                         &format!("{base}/password/forgot"),
                     )
                     .map_err(|e| CoreError::Internal(e.to_string()))?;
-                    self.queue_mail(mail);
+                    self.queue_mail(mail).await;
                 }
             }
             Err(other) => return Err(other),
         }
         Ok(())
-    }
-
-    fn queue_mail(&self, mail: crate::mail::Mail) {
-        if let Err(e) = self.mailer.send(mail) {
-            tracing::error!(error = %e, "could not queue a mail");
-        }
     }
 
     /// Sends (again) a verification link for the user's address.
@@ -261,7 +255,7 @@ impl Core {
         let link = format!("{}/email/verify?token={token}", self.settings.server.public_url);
         let mail =
             crate::mail::verify_email(&user.email, &link, ttl).map_err(|e| CoreError::Internal(e.to_string()))?;
-        self.queue_mail(mail);
+        self.queue_mail(mail).await;
         Ok(())
     }
 
@@ -350,7 +344,7 @@ impl Core {
         let link = format!("{}/password/reset?token={token}", self.settings.server.public_url);
         let mail =
             crate::mail::reset_password(&row.email, &link, ttl).map_err(|e| CoreError::Internal(e.to_string()))?;
-        self.queue_mail(mail);
+        self.queue_mail(mail).await;
         self.audit(event_ctx(
             Event::new("password.reset_requested", &Actor::Anonymous).user(&row.id, &row.email_normalized),
             ctx,
@@ -406,14 +400,14 @@ impl Core {
             .detail(serde_json::json!({ "sessions_ended": ended })),
         )
         .await;
-        self.notify_password_changed(&row.email);
+        self.notify_password_changed(&row.email).await;
         Ok(Some(row.into()))
     }
 
-    fn notify_password_changed(&self, email: &str) {
+    async fn notify_password_changed(&self, email: &str) {
         let forgot = format!("{}/password/forgot", self.settings.server.public_url);
         match crate::mail::password_changed(email, &forgot) {
-            Ok(m) => self.queue_mail(m),
+            Ok(m) => self.queue_mail(m).await,
             Err(e) => tracing::error!(error = %e, "could not build the password-changed mail"),
         }
     }
@@ -466,7 +460,7 @@ impl Core {
             .detail(serde_json::json!({ "sessions_ended": ended })),
         )
         .await;
-        self.notify_password_changed(&row.email);
+        self.notify_password_changed(&row.email).await;
         Ok((new_id, new_session))
     }
 

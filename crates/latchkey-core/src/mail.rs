@@ -1,21 +1,27 @@
 //! Outgoing mail: SMTP when `mail.smtp_url` is set, `.eml` files in
-//! `data_dir/outbox` otherwise. Messages are queued and sent by a worker off
-//! the request path (a sign-up answers as fast whether or not it mails), with
-//! a few retries for SMTP hiccups.
+//! `data_dir/outbox` otherwise. A message is written to the `mail_outbox`
+//! table on the request path (sealed: it may carry a sign-in link) and a
+//! worker delivers it with retries, so neither a restart nor a mail-server
+//! outage loses it, and a sign-up answers as fast whether or not it mails.
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use askama::Template;
+use latchkey_db::mail_outbox::{self as q, MailRow};
+use lettre::address::Envelope;
 use lettre::message::{Mailbox, MultiPart, SinglePart, header::ContentType};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use tokio::sync::mpsc;
 
+use crate::Core;
+use crate::error::CoreError;
 use crate::settings::Settings;
 
-const QUEUE: usize = 1024;
-const ATTEMPTS: u32 = 4;
+/// Delivery attempts before a message is given up (about a day of retries).
+pub const MAX_ATTEMPTS: i64 = 10;
+/// How often the worker looks for due mail when nobody wakes it.
+const TICK: Duration = Duration::from_secs(1);
+const BATCH: i64 = 50;
 
 #[derive(Clone)]
 enum Transport {
@@ -23,12 +29,12 @@ enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
 }
 
-/// Queues and delivers mail.
+/// Builds and delivers mail.
 #[derive(Clone)]
 pub struct Mailer {
     from: Mailbox,
     transport: Transport,
-    queue: Arc<OnceLock<mpsc::Sender<Message>>>,
+    wakeup: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Mailer {
@@ -56,8 +62,6 @@ pub enum MailError {
     Config(String),
     #[error("cannot build the message: {0}")]
     Build(String),
-    #[error("the mail queue is full")]
-    QueueFull,
 }
 
 impl Mailer {
@@ -74,7 +78,7 @@ impl Mailer {
             }
             None => Transport::Outbox(settings.data_dir.join("outbox")),
         };
-        Ok(Mailer { from, transport, queue: Arc::new(OnceLock::new()) })
+        Ok(Mailer { from, transport, wakeup: std::sync::Arc::new(tokio::sync::Notify::new()) })
     }
 
     /// The outbox folder, in embedded mode.
@@ -85,8 +89,8 @@ impl Mailer {
         }
     }
 
-    /// Builds the message and queues it; delivery happens off the request path.
-    pub fn send(&self, mail: Mail) -> Result<(), MailError> {
+    /// The message as it goes on the wire.
+    fn build(&self, mail: Mail) -> Result<Vec<u8>, MailError> {
         let to: Mailbox = mail.to.parse().map_err(|e| MailError::Build(format!("recipient: {e}")))?;
         let message = Message::builder()
             .from(self.from.clone())
@@ -98,40 +102,119 @@ impl Mailer {
                     .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(mail.html)),
             )
             .map_err(|e| MailError::Build(e.to_string()))?;
-        let tx = self.queue.get_or_init(|| self.start_worker());
-        tx.try_send(message).map_err(|_| MailError::QueueFull)
+        Ok(message.formatted())
     }
 
-    fn start_worker(&self) -> mpsc::Sender<Message> {
-        let (tx, mut rx) = mpsc::channel::<Message>(QUEUE);
-        let transport = self.transport.clone();
-        tokio::spawn(async move {
-            while let Some(message) = rx.recv().await {
-                deliver(&transport, message).await;
+    async fn deliver(&self, recipient: &str, raw: &[u8]) -> Result<(), String> {
+        match &self.transport {
+            Transport::Outbox(dir) => write_eml(dir, raw).await,
+            Transport::Smtp(t) => {
+                let to = recipient.parse().map_err(|e| format!("recipient: {e}"))?;
+                let envelope =
+                    Envelope::new(Some(self.from.email.clone()), vec![to]).map_err(|e| format!("envelope: {e}"))?;
+                t.send_raw(&envelope, raw).await.map(|_| ()).map_err(|e| e.to_string())
             }
-        });
-        tx
-    }
-}
-
-async fn deliver(transport: &Transport, message: Message) {
-    for attempt in 1..=ATTEMPTS {
-        let result = match transport {
-            Transport::Outbox(dir) => write_eml(dir, &message).await,
-            Transport::Smtp(t) => t.send(message.clone()).await.map(|_| ()).map_err(|e| e.to_string()),
-        };
-        match result {
-            Ok(()) => return,
-            Err(e) if attempt < ATTEMPTS => {
-                tracing::warn!(error = %e, attempt, "mail delivery failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt * attempt))).await;
-            }
-            Err(e) => tracing::error!(error = %e, "mail delivery failed; giving up"),
         }
     }
 }
 
-async fn write_eml(dir: &PathBuf, message: &Message) -> Result<(), String> {
+fn sealed_context(id: &str) -> String {
+    format!("mail:{id}")
+}
+
+/// Wait before attempt `n + 1`: 30 s, 1 min, 2 min, … capped at 4 h.
+fn backoff(attempts: i64) -> chrono::Duration {
+    let secs = 30i64.saturating_mul(1i64 << attempts.clamp(0, 9)).min(4 * 3600);
+    chrono::Duration::seconds(secs)
+}
+
+impl Core {
+    /// Writes a message to the outbox table and wakes the worker. A mail that
+    /// cannot be queued is logged, never shown: the answer to the request
+    /// must not depend on it.
+    pub async fn queue_mail(&self, mail: Mail) {
+        if let Err(e) = self.try_queue_mail(mail).await {
+            tracing::error!(error = %e, "could not queue a mail");
+        }
+    }
+
+    async fn try_queue_mail(&self, mail: Mail) -> Result<(), CoreError> {
+        let recipient = mail.to.clone();
+        let raw = self.mailer.build(mail).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let sealed = self.secrets.seal(&sealed_context(&id), &raw).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let now = self.clock.now_naive();
+        let row = MailRow {
+            id,
+            created_at: now,
+            next_attempt_at: now,
+            attempts: 0,
+            recipient,
+            message: sealed,
+            last_error: None,
+        };
+        self.db.run(move |conn| q::insert(conn, &row)).await?;
+        self.mailer.wakeup.notify_one();
+        Ok(())
+    }
+
+    /// One delivery round: sends what is due (one instance at a time, under
+    /// a store lock); returns how many were delivered.
+    pub async fn deliver_due_mail(&self) -> Result<usize, CoreError> {
+        let Some(lock) = self.store.try_lock("mail", Duration::from_secs(120)).await? else { return Ok(0) };
+        let result = self.deliver_due_locked().await;
+        let _ = self.store.unlock(&lock).await;
+        result
+    }
+
+    async fn deliver_due_locked(&self) -> Result<usize, CoreError> {
+        let now = self.clock.now_naive();
+        let rows = self.db.run(move |conn| q::due(conn, now, BATCH)).await?;
+        let mut delivered = 0;
+        for row in rows {
+            let outcome = match self.secrets.open(&sealed_context(&row.id), &row.message) {
+                Ok(raw) => self.mailer.deliver(&row.recipient, &raw).await,
+                Err(e) => Err(format!("cannot open the stored message: {e}")),
+            };
+            let id = row.id.clone();
+            match outcome {
+                Ok(()) => {
+                    self.db.run(move |conn| q::delete(conn, &id)).await?;
+                    delivered += 1;
+                }
+                Err(e) if row.attempts + 1 >= MAX_ATTEMPTS => {
+                    tracing::error!(error = %e, attempts = row.attempts + 1, "mail delivery failed; giving up");
+                    self.db.run(move |conn| q::delete(conn, &id)).await?;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, attempt = row.attempts + 1, "mail delivery failed; will retry");
+                    let next = self.clock.now_naive() + backoff(row.attempts);
+                    let attempts = row.attempts + 1;
+                    self.db.run(move |conn| q::reschedule(conn, &id, next, attempts, &e)).await?;
+                }
+            }
+        }
+        Ok(delivered)
+    }
+
+    /// Messages waiting in the outbox table.
+    pub async fn queued_mail(&self) -> Result<i64, CoreError> {
+        Ok(self.db.run(q::count).await?)
+    }
+}
+
+/// Delivers mail until the task is dropped (spawn it beside the server).
+pub async fn run_worker(core: Core) {
+    loop {
+        match core.deliver_due_mail().await {
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "mail round failed"),
+        }
+        let _ = tokio::time::timeout(TICK, core.mailer.wakeup.notified()).await;
+    }
+}
+
+async fn write_eml(dir: &PathBuf, raw: &[u8]) -> Result<(), String> {
     tokio::fs::create_dir_all(dir).await.map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let name = format!(
         "{}-{}.eml",
@@ -146,7 +229,7 @@ async fn write_eml(dir: &PathBuf, message: &Message) -> Result<(), String> {
     #[cfg(unix)]
     opts.mode(0o600);
     let mut file = opts.open(&tmp).await.map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    tokio::io::AsyncWriteExt::write_all(&mut file, &message.formatted())
+    tokio::io::AsyncWriteExt::write_all(&mut file, raw)
         .await
         .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
     drop(file);

@@ -80,7 +80,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     store_entries,
     store_counters,
     store_index,
-    signing_keys
+    signing_keys,
+    mail_outbox
 );
 
 diesel::table! {
@@ -92,5 +93,17 @@ diesel::table! {
         created_at -> Timestamp,
         active_from -> Timestamp,
         published_until -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    mail_outbox (id) {
+        id -> Text,
+        created_at -> Timestamp,
+        next_attempt_at -> Timestamp,
+        attempts -> BigInt,
+        recipient -> Text,
+        message -> Text,
+        last_error -> Nullable<Text>,
     }
 }

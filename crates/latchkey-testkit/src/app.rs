@@ -159,8 +159,11 @@ impl TestAppBuilder {
         let server = latchkey_web::build_server(core.clone(), vec![listener], &ServeOptions { disable_signals: true })
             .expect("server builds");
         let handle = server.handle();
+        let worker_core = core.clone();
         let thread = std::thread::spawn(move || {
             if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                // The mail worker runs beside the server, as in `serve`.
+                rt.spawn(latchkey_core::mail::run_worker(worker_core));
                 let _ = rt.block_on(server);
             }
         });

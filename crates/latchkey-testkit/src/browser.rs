@@ -152,10 +152,18 @@ impl TestApp {
         }
     }
 
-    /// How many mails to `to` the outbox holds, once the queue is idle.
+    /// Waits (to a deadline) until every queued mail is delivered.
+    pub async fn mail_delivered(&self) {
+        let until = Instant::now() + Duration::from_secs(10);
+        while self.core.queued_mail().await.unwrap_or(0) > 0 {
+            assert!(Instant::now() < until, "queued mail was not delivered within 10 s");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// How many mails to `to` the outbox holds, once the queue is empty.
     pub async fn mail_count(&self, to: &str) -> usize {
-        // Mail goes out off the request path: give the queue a moment.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.mail_delivered().await;
         self.mails().iter().filter(|m| m.to.to_lowercase().contains(&to.to_lowercase())).count()
     }
 }

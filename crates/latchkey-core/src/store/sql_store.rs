@@ -32,16 +32,15 @@ pub async fn delete(db: &Db, key: &str) -> Result<bool, StoreError> {
 }
 
 pub async fn delete_if_payload(db: &Db, key: &str, payload: &[u8]) -> Result<bool, StoreError> {
-    // The stored value is the expiry header then the payload: compare the
-    // payload part.
+    // The stored value is the expiry header then the payload. Read it, then
+    // delete only that exact value: one statement, no lock upgrade, and a
+    // value replaced in between is left alone.
     let key = key.to_owned();
     let payload = payload.to_vec();
     Ok(db
-        .run(move |c| {
-            latchkey_db::transaction(c, |c| match q::get(c, &key, i64::MIN)? {
-                Some(raw) if raw.len() >= 8 && raw[8..] == payload[..] => q::delete_if(c, &key, &raw),
-                _ => Ok(false),
-            })
+        .run(move |c| match q::get(c, &key, i64::MIN)? {
+            Some(raw) if raw.len() >= 8 && raw[8..] == payload[..] => q::delete_if(c, &key, &raw),
+            _ => Ok(false),
         })
         .await?)
 }

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod clients;
+pub mod mail_outbox;
 pub mod signing_keys;
 pub mod store;
 pub mod users;
