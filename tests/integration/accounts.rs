@@ -747,3 +747,18 @@ async fn queued_mail_survives_a_mail_outage_and_a_restart() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn malformed_emails_count_against_the_address_limit() {
+    let app = TestApp::builder().env("LATCHKEY_LIMITS__LOGIN_FAILURES_PER_ADDRESS_PER_MINUTE", "3").spawn().await;
+    let now = app.clock.now_ts();
+    app.clock.advance(chrono::Duration::seconds(3600 - now.rem_euclid(3600)));
+    let b = Browser::new(&app);
+    for junk in ["not-an-email", "also not", "@@@"] {
+        let p = b.submit("/login", "/login", &[("email", junk), ("password", "x")]).await;
+        assert_eq!(p.status, 200);
+        assert!(p.alert().is_some_and(|a| a.contains("match")));
+    }
+    let p = b.submit("/login", "/login", &[("email", "real@example.com"), ("password", "x")]).await;
+    assert_eq!(p.status, 429, "junk is no way around the limit");
+}

@@ -126,7 +126,7 @@ impl Core {
             .collect())
     }
 
-    async fn new_key(&self, active_from: NaiveDateTime) -> Result<SigningKeyRow, CoreError> {
+    async fn new_key(&self, created_at: NaiveDateTime, active_from: NaiveDateTime) -> Result<SigningKeyRow, CoreError> {
         let bits = self.settings.keys.rsa_bits;
         // Key generation takes a while at 3072 bits: off the async threads.
         let (kid, pkcs8, jwk) = tokio::task::spawn_blocking(move || generate_rsa(bits))
@@ -139,7 +139,7 @@ impl Core {
             alg: "RS256".into(),
             private_key: sealed,
             public_jwk: jwk.to_string(),
-            created_at: self.clock.now_naive(),
+            created_at,
             active_from,
             published_until: None,
         })
@@ -161,7 +161,7 @@ impl Core {
         };
         let result = async {
             if !usable(&self.key_rows().await?) {
-                let row = self.new_key(now).await?;
+                let row = self.new_key(now, now).await?;
                 self.db.run(move |conn| q::insert(conn, &row)).await?;
             }
             Ok::<(), CoreError>(())
@@ -175,12 +175,22 @@ impl Core {
     /// key stays published for the grace period; with `now` the new key signs
     /// at once and every other key is withdrawn.
     pub async fn rotate_keys(&self, now_: bool, actor: &Actor) -> Result<KeyInfo, CoreError> {
+        // One rotation at a time across instances and commands.
+        let Some(lock) = self.store.try_lock("keys", Duration::from_secs(60)).await? else {
+            return Err(CoreError::Conflict("Another key rotation is in progress; try again in a minute.".into()));
+        };
+        let result = self.rotate_keys_locked(now_, actor).await;
+        let _ = self.store.unlock(&lock).await;
+        result
+    }
+
+    async fn rotate_keys_locked(&self, now_: bool, actor: &Actor) -> Result<KeyInfo, CoreError> {
         let now = self.clock.now_naive();
         let rows = self.key_rows().await?;
         // With no key signing yet there is nothing to wait for.
         let signing = classify(&rows, now).iter().any(|(s, _)| *s == KeyState::Active);
         let active_from = if now_ || !signing { now } else { now + std_to_chrono(ROTATION_LEAD) };
-        let row = self.new_key(active_from).await?;
+        let row = self.new_key(now, active_from).await?;
         let others_until = if now_ { now } else { active_from + std_to_chrono(RETIRED_GRACE) };
         let actor = actor.clone();
         let saved = row.clone();

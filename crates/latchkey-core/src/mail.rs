@@ -17,11 +17,15 @@ use crate::Core;
 use crate::error::CoreError;
 use crate::settings::Settings;
 
-/// Delivery attempts before a message is given up (about a day of retries).
-pub const MAX_ATTEMPTS: i64 = 10;
+/// Delivery attempts before a message is given up: with the backoff below,
+/// about a day of retries.
+pub const MAX_ATTEMPTS: i64 = 14;
 /// How often the worker looks for due mail when nobody wakes it.
 const TICK: Duration = Duration::from_secs(1);
-const BATCH: i64 = 50;
+/// Messages per round: with a 10 s SMTP timeout a round stays well inside
+/// the lock's lifetime, so no other instance sends the same message.
+const BATCH: i64 = 10;
+const LOCK_TTL: Duration = Duration::from_secs(300);
 
 #[derive(Clone)]
 enum Transport {
@@ -122,6 +126,16 @@ fn sealed_context(id: &str) -> String {
     format!("mail:{id}")
 }
 
+/// For `secrets rewrap`: queued messages.
+pub fn sealed_column() -> crate::rewrap::SealedColumn {
+    crate::rewrap::SealedColumn {
+        name: "mail_outbox.message",
+        context: sealed_context,
+        load: q::sealed,
+        store: q::set_sealed,
+    }
+}
+
 /// Wait before attempt `n + 1`: 30 s, 1 min, 2 min, … capped at 4 h.
 fn backoff(attempts: i64) -> chrono::Duration {
     let secs = 30i64.saturating_mul(1i64 << attempts.clamp(0, 9)).min(4 * 3600);
@@ -161,7 +175,7 @@ impl Core {
     /// One delivery round: sends what is due (one instance at a time, under
     /// a store lock); returns how many were delivered.
     pub async fn deliver_due_mail(&self) -> Result<usize, CoreError> {
-        let Some(lock) = self.store.try_lock("mail", Duration::from_secs(120)).await? else { return Ok(0) };
+        let Some(lock) = self.store.try_lock("mail", LOCK_TTL).await? else { return Ok(0) };
         let result = self.deliver_due_locked().await;
         let _ = self.store.unlock(&lock).await;
         result
@@ -183,11 +197,11 @@ impl Core {
                     delivered += 1;
                 }
                 Err(e) if row.attempts + 1 >= MAX_ATTEMPTS => {
-                    tracing::error!(error = %e, attempts = row.attempts + 1, "mail delivery failed; giving up");
+                    tracing::error!(error = %e, id = %row.id, attempts = row.attempts + 1, "mail delivery failed; giving up");
                     self.db.run(move |conn| q::delete(conn, &id)).await?;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, attempt = row.attempts + 1, "mail delivery failed; will retry");
+                    tracing::warn!(error = %e, id = %row.id, attempt = row.attempts + 1, "mail delivery failed; will retry");
                     let next = self.clock.now_naive() + backoff(row.attempts);
                     let attempts = row.attempts + 1;
                     self.db.run(move |conn| q::reschedule(conn, &id, next, attempts, &e)).await?;

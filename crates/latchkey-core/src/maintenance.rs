@@ -44,8 +44,13 @@ pub async fn run_forever(core: Core) {
     loop {
         tick.tick().await;
         match run_once(&core).await {
-            Ok(Some(r)) if r.swept + r.audit_purged > 0 => {
-                tracing::info!(swept = r.swept, audit_purged = r.audit_purged, "maintenance")
+            Ok(Some(r)) if r.swept + r.audit_purged + r.keys_purged > 0 => {
+                tracing::info!(
+                    swept = r.swept,
+                    audit_purged = r.audit_purged,
+                    keys_purged = r.keys_purged,
+                    "maintenance"
+                )
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "maintenance round failed"),

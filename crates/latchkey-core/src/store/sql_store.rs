@@ -33,8 +33,9 @@ pub async fn delete(db: &Db, key: &str) -> Result<bool, StoreError> {
 
 pub async fn delete_if_payload(db: &Db, key: &str, payload: &[u8]) -> Result<bool, StoreError> {
     // The stored value is the expiry header then the payload. Read it, then
-    // delete only that exact value: one statement, no lock upgrade, and a
-    // value replaced in between is left alone.
+    // delete only that exact value (`DELETE … WHERE key = ? AND value = ?`),
+    // outside a transaction: no read-to-write lock upgrade, and a value
+    // replaced in between is left alone.
     let key = key.to_owned();
     let payload = payload.to_vec();
     Ok(db

@@ -53,6 +53,16 @@ pub fn reschedule(
     Ok(())
 }
 
+/// Every (id, sealed message), for `secrets rewrap`.
+pub fn sealed(conn: &mut DbConnection) -> Result<Vec<(String, String)>, DbError> {
+    Ok(mail_outbox::table.select((mail_outbox::id, mail_outbox::message)).load(conn)?)
+}
+
+pub fn set_sealed(conn: &mut DbConnection, id: &str, sealed: &str) -> Result<(), DbError> {
+    diesel::update(mail_outbox::table.find(id)).set(mail_outbox::message.eq(sealed)).execute(conn)?;
+    Ok(())
+}
+
 pub fn count(conn: &mut DbConnection) -> Result<i64, DbError> {
     Ok(mail_outbox::table.count().get_result(conn)?)
 }

@@ -238,16 +238,17 @@ fn err(e: CoreError) -> String {
 }
 
 fn print<T: Serialize + ?Sized>(json: bool, value: &T, text: impl FnOnce() -> String) -> Result<(), String> {
-    if json {
-        let s = serde_json::to_string_pretty(value).map_err(|e| format!("cannot write JSON: {e}"))?;
-        println!("{s}");
-    } else {
-        let s = text();
-        if !s.is_empty() {
-            println!("{s}");
-        }
+    use std::io::Write;
+    let s =
+        if json { serde_json::to_string_pretty(value).map_err(|e| format!("cannot write JSON: {e}"))? } else { text() };
+    if s.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    match writeln!(std::io::stdout().lock(), "{s}") {
+        // A reader that stopped early (`| head`) is not an error.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("cannot write to stdout: {e}")),
+        _ => Ok(()),
+    }
 }
 
 fn user_table(users: &[User]) -> String {
