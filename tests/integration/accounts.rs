@@ -621,76 +621,98 @@ async fn mail_goes_out_over_smtp_when_configured() {
 }
 
 #[tokio::test]
-async fn a_verification_link_needs_the_signed_in_owner() {
+async fn the_mailbox_alone_confirms_the_address_and_ousts_a_squatter() {
     let app = TestApp::spawn().await;
-    // Someone signs up with an address that is not theirs.
+    // Someone signs up with an address that is not theirs, and signs in.
     let squatter = Browser::new(&app);
     let link = sign_up(&app, &squatter, "victim@example.com", "").await;
+    squatter.sign_in("victim@example.com", PW).await;
     let path = path_of(&link);
 
-    // The address's real owner opens the link: sent to sign in first, with
-    // the way back kept; they cannot sign in, so the account stays unverified.
+    // The address's real owner opens the link in their own browser: one
+    // click on a page that shows the address.
     let owner = Browser::new(&app);
-    let p = owner.get(&path).await;
-    assert_eq!(p.status, 303);
-    let to = p.location.clone().expect("redirect");
-    assert!(to.starts_with("/login?notice=verify&next=%2Femail%2Fverify%3Ftoken%3D"), "{to}");
-    let login = owner.get(&to).await;
-    assert!(login.contains("Sign in to confirm your email address."));
-    assert_eq!(hidden(&login.body, "next").as_deref(), Some(path.as_str()));
-    let token = path.split("token=").nth(1).expect("token").to_owned();
-    let refused = owner.post_raw("/email/verify", &[("csrf", &login.csrf()), ("token", &token)]).await;
-    assert_eq!(refused.status, 400, "no session, no verification");
-    let user =
-        latchkey_core::accounts::find_by_email(&app.core, "victim@example.com").await.expect("lookup").expect("user");
-    assert!(!user.email_verified);
+    let page = owner.get(&path).await;
+    assert_eq!(page.status, 200);
+    assert!(page.contains("victim@example.com"));
+    assert!(page.contains("Verify email"));
+    let token = hidden(&page.body, "token").expect("token");
 
-    // Signed in as another account, the link is refused too.
-    let other = Browser::new(&app);
-    sign_up(&app, &other, "other@example.com", "").await;
-    other.sign_in("other@example.com", PW).await;
-    let wrong = other.get(&path).await;
-    assert_eq!(wrong.status, 403);
-    assert!(wrong.contains("victim@example.com"));
-    let forged = other.submit("/account", "/email/verify", &[("token", &token)]).await;
-    assert_eq!(forged.status, 400);
+    // A wrong password changes nothing and keeps the link usable.
+    let wrong =
+        owner.post_raw("/email/verify", &[("csrf", &page.csrf()), ("token", &token), ("password", "guess")]).await;
+    assert_eq!(wrong.status, 200);
+    assert!(wrong.alert().is_some_and(|a| a.contains("match")));
+    assert_eq!(squatter.get("/account").await.status, 200);
 
-    // The owner takes the address back with a reset: the squatter is out.
-    squatter.sign_in("victim@example.com", PW).await;
-    owner.submit("/password/forgot", "/password/forgot", &[("email", "victim@example.com")]).await;
-    let mail = app.wait_for_mail("victim@example.com", "Reset your password", 0).await;
-    let reset_path = path_of(&mail.link("/password/reset?token=").expect("link"));
-    let form = owner.get(&reset_path).await;
-    let reset_token = hidden(&form.body, "token").expect("token");
-    let done = owner.submit(&reset_path, "/password/reset", &[("token", &reset_token), ("new_password", PW2)]).await;
+    // The click alone: the address is confirmed, the squatter's password and
+    // sessions are gone, and the owner chooses a password.
+    let done = owner.post_raw("/email/verify", &[("csrf", &page.csrf()), ("token", &token)]).await;
     assert_eq!(done.status, 303);
+    let to = done.location.clone().expect("to choose a password");
+    assert!(to.starts_with("/password/reset?token=") && to.ends_with("&notice=verified"), "{to}");
     assert_eq!(squatter.get("/account").await.status, 303, "the squatter's session ended");
+    let again =
+        Browser::new(&app).submit("/login", "/login", &[("email", "victim@example.com"), ("password", PW)]).await;
+    assert!(again.alert().is_some_and(|a| a.contains("match")), "the squatter's password is gone");
+    let choose = owner.get(&to).await;
+    assert!(choose.contains("Your address is confirmed. Choose a password to finish."));
+    let reset_token = hidden(&choose.body, "token").expect("token");
+    let set = owner.submit(&to, "/password/reset", &[("token", &reset_token), ("new_password", PW2)]).await;
+    assert_eq!(set.status, 303);
     owner.sign_in("victim@example.com", PW2).await;
     assert!(owner.get("/account").await.contains("Verified"));
+    // The link was used once.
+    assert_eq!(owner.get(&path).await.status, 400);
+    let events = latchkey_core::audit::list(&app.core, Some("victim@example.com"), None, 100).await.expect("audit");
+    let verified = events.iter().find(|e| e.kind == "email.verified").expect("audited");
+    assert_eq!(verified.detail["password_dropped"], true);
 }
 
 #[tokio::test]
-async fn signing_in_from_a_verification_link_comes_back_to_it() {
+async fn the_password_on_the_verification_page_keeps_it_and_signs_in() {
     let app = TestApp::spawn().await;
     let b = Browser::new(&app);
-    let link = sign_up(&app, &b, "back@example.com", "").await;
+    let link = sign_up(&app, &b, "keep@example.com", "").await;
+    let other_device = Browser::new(&app);
+    other_device.sign_in("keep@example.com", PW).await;
     let path = path_of(&link);
-    let to = b.get(&path).await.location.expect("to sign in");
-    let login = b.get(&to).await;
-    let next = hidden(&login.body, "next").expect("next");
-    let signed_in = b
-        .post_raw(
-            "/login",
-            &[("csrf", &login.csrf()), ("email", "back@example.com"), ("password", PW), ("next", &next)],
-        )
-        .await;
-    assert_eq!(signed_in.location.as_deref(), Some(path.as_str()));
-    let confirm = b.get(&path).await;
-    assert_eq!(confirm.status, 200);
-    let token = hidden(&confirm.body, "token").expect("token");
-    let done = b.submit(&path, "/email/verify", &[("token", &token)]).await;
+    let page = b.get(&path).await;
+    let token = hidden(&page.body, "token").expect("token");
+    let done = b.post_raw("/email/verify", &[("csrf", &page.csrf()), ("token", &token), ("password", PW)]).await;
+    assert_eq!((done.status, done.location.as_deref()), (303, Some("/account?notice=verified")));
+    let account = b.get("/account").await;
+    assert_eq!(account.status, 200);
+    assert!(account.contains("Verified"));
+    assert_eq!(other_device.get("/account").await.status, 200, "nothing else ended");
+    // The password still works.
+    Browser::new(&app).sign_in("keep@example.com", PW).await;
+}
+
+#[tokio::test]
+async fn a_later_link_for_a_verified_address_drops_nothing() {
+    let app = TestApp::spawn().await;
+    let b = Browser::new(&app);
+    let first = sign_up(&app, &b, "twice@example.com", "").await;
+    b.sign_in("twice@example.com", PW).await;
+    // A second link (sent again from the account page).
+    let account = b.get("/account").await;
+    assert!(b.post_raw("/account/verification", &[("csrf", &account.csrf())]).await.status == 303);
+    let second = app.wait_for_mail("twice@example.com", "Confirm your email address", 1).await;
+    let second = second.link("/email/verify?token=").expect("link");
+    // The owner confirms with the first link, signed in.
+    let p = b.get(&path_of(&first)).await;
+    assert!(!p.contains("name=\"password\""), "signed in as the owner: no password asked");
+    let t = hidden(&p.body, "token").expect("token");
+    assert_eq!(b.submit(&path_of(&first), "/email/verify", &[("token", &t)]).await.status, 200);
+    // Someone with only the mailbox uses the second one: already verified, nothing is dropped.
+    let reader = Browser::new(&app);
+    let p = reader.get(&path_of(&second)).await;
+    let t = hidden(&p.body, "token").expect("token");
+    let done = reader.post_raw("/email/verify", &[("csrf", &p.csrf()), ("token", &t)]).await;
     assert_eq!(done.status, 200);
-    assert!(b.get("/account").await.contains("Verified"));
+    assert_eq!(b.get("/account").await.status, 200);
+    Browser::new(&app).sign_in("twice@example.com", PW).await;
 }
 
 #[tokio::test]

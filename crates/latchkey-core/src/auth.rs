@@ -36,6 +36,22 @@ pub enum LoginRefusal {
     Disabled,
 }
 
+/// What using a verification link did.
+#[derive(Debug)]
+pub enum VerifyOutcome {
+    /// The address is confirmed.
+    Verified(User),
+    /// Confirmed, and the password given signed this browser in.
+    SignedIn(Box<SignedIn>),
+    /// Confirmed by the mailbox alone: the old password is gone; choose one
+    /// with this reset token.
+    ChoosePassword(String),
+    /// The password given does not match; nothing changed.
+    WrongPassword,
+    /// Unknown, used, expired, or the account changed.
+    Invalid,
+}
+
 /// What a one-time link in the store points to.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct LinkRecord {
@@ -271,46 +287,98 @@ impl Core {
         Ok(self.peek_link(VERIFY, token).await?.map(|r| (r.user_id, r.email)))
     }
 
-    /// Uses a verification link (once), for the signed-in owner of the
-    /// account only: whoever reads the mailbox but cannot sign in (say, the
-    /// real owner of an address someone else signed up with) cannot make
-    /// that account verified — they reset the password instead, which
-    /// proves the address and ends every session. None when the link is
-    /// unknown, used, expired, for another account, or the address changed.
-    pub async fn confirm_verification(
+    /// Uses a verification link (once). The page shows the address and asks
+    /// for one click (SPEC §5), in any browser. Who clicks decides what else
+    /// happens, so that an account someone else created with this address
+    /// cannot become "verified" with their password:
+    /// - the account's owner, signed in here, or anyone giving its password:
+    ///   the address is confirmed (and, with the password, they are signed in);
+    /// - a reader of the mailbox alone, while the address was never verified:
+    ///   the address is confirmed, the account's password and sessions are
+    ///   dropped (SPEC §5: no pre-registered account survives its real
+    ///   owner), and they choose a password through a fresh reset link.
+    pub async fn use_verification_link(
         &self,
         token: &str,
-        signed_in_user: &str,
+        signed_in_user: Option<&str>,
+        password: Option<&str>,
         ctx: &RequestContext,
-    ) -> Result<Option<User>, CoreError> {
-        match self.peek_link(VERIFY, token).await? {
-            Some(r) if r.user_id == signed_in_user => {}
-            _ => return Ok(None),
+    ) -> Result<VerifyOutcome, CoreError> {
+        let Some(record) = self.peek_link(VERIFY, token).await? else { return Ok(VerifyOutcome::Invalid) };
+        let owner_here = signed_in_user == Some(record.user_id.as_str());
+        let mut proved_password = false;
+        if !owner_here && let Some(pw) = password.filter(|p| !p.is_empty()) {
+            let normalized = record.email.to_lowercase();
+            self.login_allowed(&normalized, ctx.ip.as_deref(), false).await?;
+            let id = record.user_id.clone();
+            let row = self.db.run(move |conn| q::find_by_id(conn, &id)).await?;
+            let ok = match row.and_then(|r| r.password_hash) {
+                Some(h) => self.hasher.verify(pw.to_owned(), h).await?,
+                None => self.hasher.verify_dummy(pw.to_owned()).await?,
+            };
+            if !ok {
+                self.login_failed(&normalized, ctx.ip.as_deref()).await?;
+                return Ok(VerifyOutcome::WrongPassword);
+            }
+            proved_password = true;
         }
-        let Some(raw) = self.store.take(&hashed_key(VERIFY, token)).await? else { return Ok(None) };
-        let Ok(record) = serde_json::from_slice::<LinkRecord>(&raw) else { return Ok(None) };
+        if self.store.take(&hashed_key(VERIFY, token)).await?.is_none() {
+            return Ok(VerifyOutcome::Invalid); // used in the meantime
+        }
+        let drop_password = !owner_here && !proved_password;
         let now = self.clock.now_naive();
-        let id = record.user_id.clone();
+        let (id, email) = (record.user_id.clone(), record.email.clone());
         let row = self
             .db
             .run(move |conn| {
                 let Some(mut row) = q::find_by_id(conn, &id)? else { return Ok(None) };
-                if !row.email.eq_ignore_ascii_case(&record.email) {
+                if row.disabled || !row.email.eq_ignore_ascii_case(&email) {
                     return Ok(None);
                 }
-                q::set_email_verified(conn, &row.id, now)?;
+                let first_proof = !row.email_verified;
+                if drop_password && first_proof {
+                    q::clear_password_and_verify(conn, &row.id, now)?;
+                    row.password_hash = None;
+                } else {
+                    q::set_email_verified(conn, &row.id, now)?;
+                }
                 row.email_verified = true;
-                Ok(Some(row))
+                Ok(Some((row, first_proof)))
             })
             .await?;
-        if let Some(r) = &row {
-            self.audit(event_ctx(
-                Event::new("email.verified", &Actor::User(r.id.clone())).user(&r.id, &r.email_normalized),
+        let Some((row, first_proof)) = row else { return Ok(VerifyOutcome::Invalid) };
+        let dropped = drop_password && first_proof;
+        let ended = if dropped { self.end_other_sessions(&row.id, None).await? } else { 0 };
+        self.audit(
+            event_ctx(
+                Event::new("email.verified", &Actor::User(row.id.clone())).user(&row.id, &row.email_normalized),
                 ctx,
-            ))
-            .await;
+            )
+            .detail(serde_json::json!({ "password_dropped": dropped, "sessions_ended": ended })),
+        )
+        .await;
+        let user = User::from(row);
+        if dropped {
+            return Ok(VerifyOutcome::ChoosePassword(self.mint_reset_link(&user).await?));
         }
-        Ok(row.map(User::from))
+        if proved_password {
+            return Ok(VerifyOutcome::SignedIn(Box::new(self.first_factor_complete(user, "pwd", ctx).await?)));
+        }
+        Ok(VerifyOutcome::Verified(user))
+    }
+
+    /// A reset link for `user`, kept in the store like a mailed one.
+    async fn mint_reset_link(&self, user: &User) -> Result<String, CoreError> {
+        let token = random_token()?;
+        let record = LinkRecord { user_id: user.id.clone(), email: user.email.clone() };
+        self.store
+            .put(
+                &hashed_key(RESET, &token),
+                &serde_json::to_vec(&record).map_err(|e| CoreError::Internal(e.to_string()))?,
+                self.settings.lifetimes.reset_link,
+            )
+            .await?;
+        Ok(token)
     }
 
     /// Forgot-password: always the same answer; a link goes out only when the

@@ -74,6 +74,9 @@ pub struct Verify {
     pub csrf: String,
     pub token: String,
     pub email: String,
+    /// Not signed in as the account here: offer to keep the password.
+    pub ask_password: bool,
+    pub error: Option<String>,
 }
 
 pub struct SessionRow {

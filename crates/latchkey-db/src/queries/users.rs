@@ -73,6 +73,15 @@ pub fn set_password(
     Ok(n == 1)
 }
 
+/// Marks the address verified and removes the password (the address was
+/// proven by someone who may not be who chose that password).
+pub fn clear_password_and_verify(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> Result<bool, DbError> {
+    let n = diesel::update(users::table.find(id))
+        .set((users::password_hash.eq(None::<String>), users::email_verified.eq(true), users::updated_at.eq(now)))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
 /// Marks the address verified.
 pub fn set_email_verified(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> Result<bool, DbError> {
     let n = diesel::update(users::table.find(id))

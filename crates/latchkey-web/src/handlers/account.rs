@@ -110,6 +110,7 @@ pub async fn account(req: HttpRequest, core: Data<Core>, q: Query<AccountQuery>)
         Some("password-changed") => Some("Your password is changed. Every other session was signed out.".to_owned()),
         Some("sessions-ended") => Some("Every other session was signed out.".to_owned()),
         Some("session-ended") => Some("That session was signed out.".to_owned()),
+        Some("verified") => Some(format!("Thank you: {} is confirmed.", user.email)),
         Some("verification-sent") => Some(format!("We sent a new confirmation link to {}.", user.email)),
         _ => None,
     };

@@ -34,7 +34,6 @@ fn notice_text(code: Option<&str>) -> Option<String> {
             "signed-out" => "You are signed out.",
             "password-set" => "Your new password is set. Sign in with it.",
             "reauthenticate" => "For your security, sign in again to continue.",
-            "verify" => "Sign in to confirm your email address.",
             _ => return None,
         }
         .to_owned(),
@@ -272,8 +271,27 @@ fn invalid_link(what: &str, again: (&str, &str)) -> HttpResponse {
     )
 }
 
-/// The link asks for one click from the account's owner, signed in; anyone
-/// else is sent to sign in first.
+fn verify_page(
+    req: &HttpRequest,
+    core: &Core,
+    token: &str,
+    email: String,
+    ask_password: bool,
+    error: Option<String>,
+) -> HttpResponse {
+    let mut builder = HttpResponse::Ok();
+    match browser::csrf_token(req, core, &mut builder) {
+        Ok(csrf) => render(
+            builder,
+            StatusCode::OK,
+            &pages::Verify { csrf, token: token.to_owned(), email, ask_password, error },
+        ),
+        Err(e) => pages::error_page(&e),
+    }
+}
+
+/// The link shows the address and asks for one click, in any browser; see
+/// `Core::use_verification_link` for what the click does.
 #[get("/email/verify")]
 pub async fn verify_form(req: HttpRequest, core: Data<Core>, q: Query<TokenQuery>) -> HttpResponse {
     let (user_id, email) = match core.verification_target(&q.token).await {
@@ -281,63 +299,72 @@ pub async fn verify_form(req: HttpRequest, core: Data<Core>, q: Query<TokenQuery
         Ok(None) => return invalid_link("verification", ("/account", "Go to your account")),
         Err(e) => return pages::error_page(&e),
     };
-    let session = match browser::current_session(&req, &core).await {
-        Ok(s) => s,
+    let owner_here = match browser::current_session(&req, &core).await {
+        Ok(s) => s.is_some_and(|s| s.record.user_id == user_id),
         Err(e) => return pages::error_page(&e),
     };
-    match session {
-        Some(s) if s.record.user_id == user_id => {
-            let mut builder = HttpResponse::Ok();
-            match browser::csrf_token(&req, &core, &mut builder) {
-                Ok(csrf) => render(builder, StatusCode::OK, &pages::Verify { csrf, token: q.token.clone(), email }),
-                Err(e) => pages::error_page(&e),
-            }
-        }
-        Some(_) => pages::message_with_email(
-            StatusCode::FORBIDDEN,
-            "Sign in as the right account",
-            "This link confirms the address of another account:",
-            &email,
-            ". Sign out, then sign in to that account to confirm it.",
-            Some(("/logout", "Sign out")),
-        ),
-        None => {
-            let next = format!("/email/verify?token={}", q.token);
-            let query: String = url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("notice", "verify")
-                .append_pair("next", &next)
-                .finish();
-            see_other(HttpResponse::build(StatusCode::SEE_OTHER), &format!("/login?{query}"))
-        }
-    }
+    verify_page(&req, &core, &q.token, email, !owner_here, None)
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct TokenForm {
+pub struct VerifyForm {
     csrf: String,
     token: String,
+    password: String,
 }
 
 #[post("/email/verify")]
-pub async fn verify(req: HttpRequest, core: Data<Core>, form: Form<TokenForm>) -> HttpResponse {
+pub async fn verify(req: HttpRequest, core: Data<Core>, form: Form<VerifyForm>) -> HttpResponse {
+    use latchkey_core::auth::VerifyOutcome;
     if !browser::csrf_ok(&req, &core, &form.csrf) {
         return pages::csrf_refused();
     }
     let session = match browser::current_session(&req, &core).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return invalid_link("verification", ("/login", "Sign in")),
+        Ok(s) => s,
         Err(e) => return pages::error_page(&e),
     };
-    match core.confirm_verification(&form.token, &session.record.user_id, &browser::context(&req)).await {
-        Ok(Some(user)) => pages::message(
+    let signed_in = session.as_ref().map(|s| s.record.user_id.clone());
+    let ctx = browser::context(&req);
+    let password = (!form.password.is_empty()).then_some(form.password.as_str());
+    match core.use_verification_link(&form.token, signed_in.as_deref(), password, &ctx).await {
+        Ok(VerifyOutcome::Verified(user)) => pages::message_with_email(
             StatusCode::OK,
             "Email address confirmed",
-            &format!("Thank you: {} is confirmed.", user.email),
-            false,
-            Some(("/account", "Go to your account")),
+            "Thank you:",
+            &user.email,
+            " is confirmed.",
+            Some(if signed_in.is_some() { ("/account", "Go to your account") } else { ("/login", "Sign in") }),
         ),
-        Ok(None) => invalid_link("verification", ("/account", "Go to your account")),
+        Ok(VerifyOutcome::SignedIn(done)) => {
+            if let Some(old) = &session {
+                let _ = core.end_session(&old.record.user_id, &old.handle).await;
+            }
+            let mut builder = HttpResponse::build(StatusCode::SEE_OTHER);
+            builder.cookie(browser::session_cookie(&core, done.session_id));
+            builder.cookie(browser::device_cookie(&core, done.device_token));
+            see_other(builder, "/account?notice=verified")
+        }
+        Ok(VerifyOutcome::ChoosePassword(reset_token)) => see_other(
+            HttpResponse::build(StatusCode::SEE_OTHER),
+            &format!("/password/reset?token={reset_token}&notice=verified"),
+        ),
+        Ok(VerifyOutcome::WrongPassword) => match core.verification_target(&form.token).await {
+            Ok(Some((_, email))) => verify_page(
+                &req,
+                &core,
+                &form.token,
+                email,
+                true,
+                Some(
+                    "That password doesn’t match this account. Try again, or leave it empty to choose a new one."
+                        .into(),
+                ),
+            ),
+            Ok(None) => invalid_link("verification", ("/account", "Go to your account")),
+            Err(e) => pages::error_page(&e),
+        },
+        Ok(VerifyOutcome::Invalid) => invalid_link("verification", ("/account", "Go to your account")),
         Err(e) => pages::error_page(&e),
     }
 }
@@ -402,6 +429,7 @@ fn reset_page(
     token: &str,
     email: String,
     error: Option<String>,
+    notice: Option<String>,
 ) -> HttpResponse {
     let mut builder = HttpResponse::build(status);
     match browser::csrf_token(req, core, &mut builder) {
@@ -414,17 +442,28 @@ fn reset_page(
                 email,
                 min_length: core.password_policy.min_length,
                 error,
-                notice: None,
+                notice,
             },
         ),
         Err(e) => pages::error_page(&e),
     }
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ResetQuery {
+    token: String,
+    notice: Option<String>,
+}
+
 #[get("/password/reset")]
-pub async fn reset_form(req: HttpRequest, core: Data<Core>, q: Query<TokenQuery>) -> HttpResponse {
+pub async fn reset_form(req: HttpRequest, core: Data<Core>, q: Query<ResetQuery>) -> HttpResponse {
     match core.reset_email(&q.token).await {
-        Ok(Some(email)) => reset_page(&req, &core, StatusCode::OK, &q.token, email, None),
+        Ok(Some(email)) => {
+            let notice = (q.notice.as_deref() == Some("verified"))
+                .then(|| "Your address is confirmed. Choose a password to finish.".to_owned());
+            reset_page(&req, &core, StatusCode::OK, &q.token, email, None, notice)
+        }
         Ok(None) => invalid_link("reset", ("/password/forgot", "Get a new link")),
         Err(e) => pages::error_page(&e),
     }
@@ -454,7 +493,7 @@ pub async fn reset(req: HttpRequest, core: Data<Core>, form: Form<ResetForm>) ->
         Err(e) => match field_error(&e) {
             Some(msg) => {
                 let email = core.reset_email(&form.token).await.ok().flatten().unwrap_or_default();
-                reset_page(&req, &core, StatusCode::UNPROCESSABLE_ENTITY, &form.token, email, Some(msg))
+                reset_page(&req, &core, StatusCode::UNPROCESSABLE_ENTITY, &form.token, email, Some(msg), None)
             }
             None => pages::error_page(&e),
         },
