@@ -101,6 +101,21 @@ pub struct Account {
     pub notice: Option<String>,
 }
 
+/// A page with a form: its CSRF token comes from the browser's cookie (set
+/// here when the browser has none yet).
+pub fn form_page<T: Template>(
+    req: &actix_web::HttpRequest,
+    core: &latchkey_core::Core,
+    status: StatusCode,
+    page: impl FnOnce(String) -> T,
+) -> HttpResponse {
+    let mut builder = HttpResponse::build(status);
+    match crate::browser::csrf_token(req, core, &mut builder) {
+        Ok(csrf) => render(builder, status, &page(csrf)),
+        Err(e) => error_page(&e),
+    }
+}
+
 /// Renders `page` with `status` into `builder` (which may carry cookies).
 pub fn render(mut builder: HttpResponseBuilder, status: StatusCode, page: &impl Template) -> HttpResponse {
     match page.render() {

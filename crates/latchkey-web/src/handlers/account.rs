@@ -11,7 +11,7 @@ use latchkey_core::{Core, CoreError};
 use serde::Deserialize;
 
 use crate::browser::{self, SESSION};
-use crate::pages::{self, SessionRow, render, see_other};
+use crate::pages::{self, SessionRow, see_other};
 
 /// The signed-in session and its user, or the response to send instead (a
 /// redirect to sign in, or an error page).
@@ -58,7 +58,6 @@ async fn account_page(
     error: Option<String>,
     notice: Option<String>,
 ) -> HttpResponse {
-    let mut builder = HttpResponse::build(status);
     let sessions = match core.list_sessions(&user.id).await {
         Ok(s) => s,
         Err(e) => return pages::error_page(&e),
@@ -75,23 +74,16 @@ async fn account_page(
             current: s.handle == session.handle,
         })
         .collect();
-    match browser::csrf_token(req, core, &mut builder) {
-        Ok(csrf) => render(
-            builder,
-            status,
-            &pages::Account {
-                csrf,
-                name: user.name.clone(),
-                email: user.email.clone(),
-                email_verified: user.email_verified,
-                sessions: rows,
-                min_length: core.password_policy.min_length,
-                error,
-                notice,
-            },
-        ),
-        Err(e) => pages::error_page(&e),
-    }
+    pages::form_page(req, core, status, |csrf| pages::Account {
+        csrf,
+        name: user.name.clone(),
+        email: user.email.clone(),
+        email_verified: user.email_verified,
+        sessions: rows,
+        min_length: core.password_policy.min_length,
+        error,
+        notice,
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]

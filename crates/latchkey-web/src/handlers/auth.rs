@@ -8,7 +8,7 @@ use latchkey_core::{Core, CoreError};
 use serde::Deserialize;
 
 use crate::browser::{self, DEVICE, SESSION};
-use crate::pages::{self, render, see_other};
+use crate::pages::{self, see_other};
 
 fn field_error(e: &CoreError) -> Option<String> {
     match e {
@@ -49,15 +49,13 @@ fn login_page(
     error: Option<String>,
     notice: Option<String>,
 ) -> HttpResponse {
-    let mut builder = HttpResponse::build(status);
-    match browser::csrf_token(req, core, &mut builder) {
-        Ok(csrf) => render(
-            builder,
-            status,
-            &pages::Login { csrf, next: next.to_owned(), email: email.to_owned(), error, notice },
-        ),
-        Err(e) => pages::error_page(&e),
-    }
+    pages::form_page(req, core, status, |csrf| pages::Login {
+        csrf,
+        next: next.to_owned(),
+        email: email.to_owned(),
+        error,
+        notice,
+    })
 }
 
 #[get("/login")]
@@ -140,22 +138,14 @@ fn signup_page(
     email: &str,
     error: Option<String>,
 ) -> HttpResponse {
-    let mut builder = HttpResponse::build(status);
-    match browser::csrf_token(req, core, &mut builder) {
-        Ok(csrf) => render(
-            builder,
-            status,
-            &pages::Signup {
-                csrf,
-                name: name.to_owned(),
-                email: email.to_owned(),
-                min_length: core.password_policy.min_length,
-                error,
-                notice: None,
-            },
-        ),
-        Err(e) => pages::error_page(&e),
-    }
+    pages::form_page(req, core, status, |csrf| pages::Signup {
+        csrf,
+        name: name.to_owned(),
+        email: email.to_owned(),
+        min_length: core.password_policy.min_length,
+        error,
+        notice: None,
+    })
 }
 
 #[get("/signup")]
@@ -225,11 +215,7 @@ pub async fn logout_form(req: HttpRequest, core: Data<Core>) -> HttpResponse {
         Ok(None) => String::new(),
         Err(e) => return pages::error_page(&e),
     };
-    let mut builder = HttpResponse::Ok();
-    match browser::csrf_token(&req, &core, &mut builder) {
-        Ok(csrf) => render(builder, StatusCode::OK, &pages::Logout { csrf, email }),
-        Err(e) => pages::error_page(&e),
-    }
+    pages::form_page(&req, &core, StatusCode::OK, |csrf| pages::Logout { csrf, email })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -279,15 +265,13 @@ fn verify_page(
     ask_password: bool,
     error: Option<String>,
 ) -> HttpResponse {
-    let mut builder = HttpResponse::Ok();
-    match browser::csrf_token(req, core, &mut builder) {
-        Ok(csrf) => render(
-            builder,
-            StatusCode::OK,
-            &pages::Verify { csrf, token: token.to_owned(), email, ask_password, error },
-        ),
-        Err(e) => pages::error_page(&e),
-    }
+    pages::form_page(req, core, StatusCode::OK, |csrf| pages::Verify {
+        csrf,
+        token: token.to_owned(),
+        email,
+        ask_password,
+        error,
+    })
 }
 
 /// The link shows the address and asks for one click, in any browser; see
@@ -372,11 +356,7 @@ pub async fn verify(req: HttpRequest, core: Data<Core>, form: Form<VerifyForm>) 
 // ---------------------------------------------------------------- password reset
 
 fn forgot_page(req: &HttpRequest, core: &Core, status: StatusCode, email: &str, error: Option<String>) -> HttpResponse {
-    let mut builder = HttpResponse::build(status);
-    match browser::csrf_token(req, core, &mut builder) {
-        Ok(csrf) => render(builder, status, &pages::Forgot { csrf, email: email.to_owned(), error, notice: None }),
-        Err(e) => pages::error_page(&e),
-    }
+    pages::form_page(req, core, status, |csrf| pages::Forgot { csrf, email: email.to_owned(), error, notice: None })
 }
 
 #[get("/password/forgot")]
@@ -431,22 +411,14 @@ fn reset_page(
     error: Option<String>,
     notice: Option<String>,
 ) -> HttpResponse {
-    let mut builder = HttpResponse::build(status);
-    match browser::csrf_token(req, core, &mut builder) {
-        Ok(csrf) => render(
-            builder,
-            status,
-            &pages::Reset {
-                csrf,
-                token: token.to_owned(),
-                email,
-                min_length: core.password_policy.min_length,
-                error,
-                notice,
-            },
-        ),
-        Err(e) => pages::error_page(&e),
-    }
+    pages::form_page(req, core, status, |csrf| pages::Reset {
+        csrf,
+        token: token.to_owned(),
+        email,
+        min_length: core.password_policy.min_length,
+        error,
+        notice,
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]
