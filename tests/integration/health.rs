@@ -10,6 +10,20 @@ async fn ready_status(app: &TestApp) -> (u16, serde_json::Value) {
     (status, r.json().await.unwrap_or_default())
 }
 
+/// A proxy in front of the (loopback) service `url` names, and the same URL
+/// pointing through it.
+async fn proxied(url: &str, default_port: u16) -> (TcpProxy, url::Url) {
+    let url = url::Url::parse(url).expect("url");
+    let target = format!("{}:{}", url.host_str().unwrap_or("127.0.0.1"), url.port().unwrap_or(default_port));
+    let target =
+        tokio::net::lookup_host(target).await.expect("resolve").find(|a| a.ip().is_loopback()).expect("loopback");
+    let proxy = TcpProxy::start(target);
+    let mut through = url.clone();
+    through.set_host(Some("127.0.0.1")).expect("host");
+    through.set_port(Some(proxy.addr.port())).expect("port");
+    (proxy, through)
+}
+
 /// Polls until `want` or the deadline.
 async fn wait_for_ready(app: &TestApp, want: u16, deadline: Duration) -> (u16, serde_json::Value) {
     let until = Instant::now() + deadline;
@@ -67,14 +81,7 @@ async fn readyz_follows_a_postgres_outage() {
         return; // PostgreSQL runs in the suite's second pass (.ci/run).
     };
     let db = std::sync::Arc::new(latchkey_testkit::TestDb::new());
-    let url = url::Url::parse(&db.url).expect("url");
-    let target = format!("{}:{}", url.host_str().unwrap_or("127.0.0.1"), url.port().unwrap_or(5432));
-    let target =
-        tokio::net::lookup_host(target).await.expect("resolve").find(|a| a.ip().is_loopback()).expect("loopback");
-    let proxy = TcpProxy::start(target);
-    let mut through = url.clone();
-    through.set_host(Some("127.0.0.1")).expect("host");
-    through.set_port(Some(proxy.addr.port())).expect("port");
+    let (proxy, through) = proxied(&db.url, 5432).await;
     let app = TestApp::builder().db(db.clone()).database_url(through.as_str()).spawn().await;
     assert_eq!(wait_for_ready(&app, 200, Duration::from_secs(10)).await.0, 200);
 
@@ -131,14 +138,7 @@ async fn readyz_follows_a_redis_outage() {
     let Some(redis) = latchkey_testkit::redis_url() else {
         return; // Redis runs in the suite's third pass (.ci/run).
     };
-    let url = url::Url::parse(&redis).expect("url");
-    let target = format!("{}:{}", url.host_str().unwrap_or("127.0.0.1"), url.port().unwrap_or(6379));
-    let target =
-        tokio::net::lookup_host(target).await.expect("resolve").find(|a| a.ip().is_loopback()).expect("loopback");
-    let proxy = TcpProxy::start(target);
-    let mut through = url.clone();
-    through.set_host(Some("127.0.0.1")).expect("host");
-    through.set_port(Some(proxy.addr.port())).expect("port");
+    let (proxy, through) = proxied(&redis, 6379).await;
     let app = TestApp::builder().sessions_url(through.as_str()).spawn().await;
     assert_eq!(app.core.store.kind(), "redis");
     let (status, body) = wait_for_ready(&app, 200, Duration::from_secs(10)).await;
