@@ -93,7 +93,11 @@ async fn readyz_follows_a_postgres_outage() {
     // The probe itself answers quickly even while the database is gone.
     let t = Instant::now();
     assert_eq!(ready_status(&app).await.0, 503);
-    assert!(t.elapsed() < Duration::from_secs(2), "probe took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "probe took {:?} (bounded at 500 ms in code; slack for a loaded machine)",
+        t.elapsed()
+    );
     // Other requests still answer; work that needs the database fails
     // cleanly and quickly with "unavailable".
     assert_eq!(app.get("/healthz").await.status(), 200);
@@ -153,7 +157,11 @@ async fn readyz_follows_a_redis_outage() {
     assert!(body["detail"].as_str().is_some_and(|d| d.contains("session store")), "{body}");
     let t = Instant::now();
     assert_eq!(ready_status(&app).await.0, 503);
-    assert!(t.elapsed() < Duration::from_secs(2), "probe took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "probe took {:?} (bounded at 500 ms in code; slack for a loaded machine)",
+        t.elapsed()
+    );
     assert_eq!(app.get("/healthz").await.status(), 200);
     let t = Instant::now();
     let err = app.core.store.get("before").await.expect_err("the store is cut");
