@@ -784,3 +784,21 @@ async fn malformed_emails_count_against_the_address_limit() {
     let p = b.submit("/login", "/login", &[("email", "real@example.com"), ("password", "x")]).await;
     assert_eq!(p.status, 429, "junk is no way around the limit");
 }
+
+#[tokio::test]
+async fn guessing_the_current_password_is_rate_limited() {
+    let app = TestApp::spawn().await;
+    let b = Browser::new(&app);
+    sign_up(&app, &b, "guess@example.com", "").await;
+    let now = app.clock.now_ts();
+    app.clock.advance(chrono::Duration::seconds(900 - now.rem_euclid(900)));
+    b.sign_in("guess@example.com", PW).await;
+    for _ in 0..5 {
+        let p =
+            b.submit("/account", "/account/password", &[("current_password", "wrong"), ("new_password", PW2)]).await;
+        assert_eq!(p.status, 422);
+    }
+    let p = b.submit("/account", "/account/password", &[("current_password", PW), ("new_password", PW2)]).await;
+    assert_eq!(p.status, 429, "the sixth try waits, even with the right password");
+    assert!(p.alert().is_some_and(|a| a.contains("Try again in")));
+}

@@ -494,7 +494,9 @@ impl Core {
         }
         let id = session.record.user_id.clone();
         let row = self.db.run(move |conn| q::find_by_id(conn, &id)).await?.ok_or(CoreError::NotFound("user"))?;
-        self.login_allowed(&row.email_normalized, ctx.ip.as_deref(), true).await?;
+        // Guessing the current password from a stolen session counts like any
+        // other failed sign-in, per account too.
+        self.login_allowed(&row.email_normalized, ctx.ip.as_deref(), false).await?;
         let ok = match row.password_hash.clone() {
             Some(h) => self.hasher.verify(current.to_owned(), h).await?,
             None => self.hasher.verify_dummy(current.to_owned()).await?,
