@@ -146,3 +146,50 @@ fn keys_from_the_command_line() {
     let audit = run(&["audit", "list", "--json"]).ok().json();
     assert_eq!(audit.as_array().expect("array").iter().filter(|e| e["kind"] == "keys.rotated").count(), 3);
 }
+
+/// A token signed by the instance verifies against the JWKS it publishes,
+/// with openidconnect's verifier; after an urgent rotation, new tokens use
+/// the new key and the old key's tokens no longer verify.
+#[tokio::test]
+async fn tokens_signed_now_verify_against_the_published_jwks() {
+    use openidconnect::core::{
+        CoreIdToken, CoreIdTokenClaims, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
+    };
+    use openidconnect::{
+        Audience, ClientId, EmptyAdditionalClaims, IssuerUrl, Nonce, StandardClaims, SubjectIdentifier,
+    };
+
+    let app = TestApp::spawn().await;
+    app.core.ensure_signing_key().await.expect("key");
+    let issuer = IssuerUrl::new(app.public_url.clone()).expect("issuer");
+    let sign = |key: std::sync::Arc<latchkey_core::signing::AwsLcRsaKey>| {
+        let now = chrono::Utc::now();
+        let claims = CoreIdTokenClaims::new(
+            issuer.clone(),
+            vec![Audience::new("rp".into())],
+            now + chrono::Duration::minutes(10),
+            now,
+            StandardClaims::new(SubjectIdentifier::new("sub-1".into())),
+            EmptyAdditionalClaims {},
+        );
+        CoreIdToken::new(claims, key.as_ref(), CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, None, None)
+            .expect("signed")
+    };
+    let verify = |token: &CoreIdToken, jwks: serde_json::Value| {
+        let set: CoreJsonWebKeySet = serde_json::from_value(jwks).expect("a JWK set");
+        let verifier = CoreIdTokenVerifier::new_public_client(ClientId::new("rp".into()), issuer.clone(), set);
+        token.claims(&verifier, |_: Option<&Nonce>| Ok(())).map(|c| c.subject().to_string())
+    };
+
+    let first = app.core.signing_key().await.expect("signing key");
+    let token = sign(first.clone());
+    assert_eq!(verify(&token, jwks(&app).await).ok().as_deref(), Some("sub-1"));
+
+    app.core.rotate_keys(true, &latchkey_core::audit::Actor::Cli).await.expect("rotate now");
+    let second = app.core.signing_key().await.expect("signing key");
+    assert_ne!(second.kid(), first.kid(), "this instance signs with the new key at once");
+    let fresh = sign(second);
+    let published = jwks(&app).await;
+    assert_eq!(verify(&fresh, published.clone()).ok().as_deref(), Some("sub-1"));
+    assert!(verify(&token, published).is_err(), "the withdrawn key's tokens no longer verify");
+}

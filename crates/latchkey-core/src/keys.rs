@@ -181,6 +181,7 @@ impl Core {
         };
         let result = self.rotate_keys_locked(now_, actor).await;
         let _ = self.store.unlock(&lock).await;
+        self.forget_signing_key().await;
         result
     }
 

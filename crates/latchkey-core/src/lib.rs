@@ -18,6 +18,7 @@ pub mod rewrap;
 pub mod secrets;
 pub mod sessions;
 pub mod settings;
+pub mod signing;
 pub mod store;
 pub mod tokens;
 
@@ -43,6 +44,7 @@ pub struct Core {
     pub password_policy: PasswordPolicy,
     pub hasher: Arc<Hasher>,
     pub mailer: mail::Mailer,
+    pub key_cache: Arc<signing::KeyCache>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -111,6 +113,7 @@ impl Core {
             secrets: Arc::new(secrets),
             hasher: Arc::new(hasher),
             mailer,
+            key_cache: Arc::new(signing::KeyCache::default()),
             clock,
         })
     }
