@@ -63,7 +63,7 @@ const VERIFY: &str = "verify";
 const RESET: &str = "reset";
 const DEVICE: &str = "device";
 
-fn event_ctx<'a>(e: Event<'a>, ctx: &'a RequestContext) -> Event<'a> {
+pub(crate) fn event_ctx<'a>(e: Event<'a>, ctx: &'a RequestContext) -> Event<'a> {
     let mut e = e;
     e.client_addr = ctx.ip.as_deref();
     e.user_agent = ctx.user_agent.as_deref();
@@ -71,7 +71,7 @@ fn event_ctx<'a>(e: Event<'a>, ctx: &'a RequestContext) -> Event<'a> {
 }
 
 impl Core {
-    async fn audit(&self, e: Event<'_>) {
+    pub(crate) async fn audit(&self, e: Event<'_>) {
         let owned = OwnedEvent::from(&e);
         let now = self.clock.now_naive();
         let result = self

@@ -307,6 +307,50 @@ pub async fn verify_secret(core: &Core, id: &str, presented: &str) -> Result<boo
     })
 }
 
+/// How long an instance trusts its list of redirect-URI origins.
+const ORIGINS_FRESH: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The origins of every registered redirect URI: the only origins that may
+/// call the token and userinfo endpoints from a browser (CORS, SPEC §5).
+#[derive(Default)]
+pub struct OriginCache {
+    current: tokio::sync::RwLock<Option<(std::time::Instant, std::sync::Arc<std::collections::HashSet<String>>)>>,
+}
+
+impl std::fmt::Debug for OriginCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OriginCache")
+    }
+}
+
+/// `scheme://host[:port]` of a URI, as browsers send it in `Origin`.
+pub fn origin_of(uri: &str) -> Option<String> {
+    let url = Url::parse(uri).ok()?;
+    match url.origin() {
+        url::Origin::Tuple(..) => Some(url.origin().ascii_serialization()),
+        url::Origin::Opaque(_) => None,
+    }
+}
+
+impl Core {
+    /// Whether a browser on `origin` may read token and userinfo responses.
+    pub async fn cors_origin_allowed(&self, origin: &str) -> Result<bool, CoreError> {
+        if let Some((at, set)) = self.client_origins.current.read().await.as_ref()
+            && at.elapsed() < ORIGINS_FRESH
+        {
+            return Ok(set.contains(origin));
+        }
+        let set: std::collections::HashSet<String> = list_clients(self)
+            .await?
+            .iter()
+            .flat_map(|c| c.redirect_uris.iter().filter_map(|u| origin_of(u)))
+            .collect();
+        let allowed = set.contains(origin);
+        *self.client_origins.current.write().await = Some((std::time::Instant::now(), std::sync::Arc::new(set)));
+        Ok(allowed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

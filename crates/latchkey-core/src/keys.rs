@@ -16,6 +16,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use latchkey_db::signing_keys::{self as q, SigningKeyRow};
+use openidconnect::core::{CoreJsonWebKey, CoreJsonWebKeySet};
 use serde::Serialize;
 
 use crate::Core;
@@ -217,16 +218,17 @@ impl Core {
         self.list_keys().await?.into_iter().find(|k| k.kid == saved.kid).ok_or(CoreError::NotFound("key"))
     }
 
-    /// The published keys as a JWK Set.
+    /// The published keys as a JWK Set (openidconnect's types: each key
+    /// with `kid`, `alg` and `use`).
     pub async fn jwks(&self) -> Result<serde_json::Value, CoreError> {
         let rows = self.key_rows().await?;
         let now = self.clock.now_naive();
-        let keys: Vec<serde_json::Value> = classify(&rows, now)
+        let keys: Vec<CoreJsonWebKey> = classify(&rows, now)
             .into_iter()
             .filter(|(s, _)| *s != KeyState::Withdrawn)
             .filter_map(|(_, r)| serde_json::from_str(&r.public_jwk).ok())
             .collect();
-        Ok(serde_json::json!({ "keys": keys }))
+        serde_json::to_value(CoreJsonWebKeySet::new(keys)).map_err(|e| CoreError::Internal(format!("JWKS: {e}")))
     }
 
     /// The private key that signs now: (kid, PKCS#8), opened from the box.

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod mail;
 pub mod maintenance;
 pub mod net;
+pub mod oidc;
 pub mod password;
 pub mod ratelimit;
 pub mod rewrap;
@@ -45,6 +46,10 @@ pub struct Core {
     pub hasher: Arc<Hasher>,
     pub mailer: mail::Mailer,
     pub key_cache: Arc<signing::KeyCache>,
+    /// The published keys, for verifying tokens that come back.
+    pub verify_keys: Arc<oidc::jwt::VerifyKeys>,
+    /// Origins of registered redirect URIs (CORS), refreshed every few seconds.
+    pub client_origins: Arc<clients::OriginCache>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -114,6 +119,8 @@ impl Core {
             hasher: Arc::new(hasher),
             mailer,
             key_cache: Arc::new(signing::KeyCache::default()),
+            verify_keys: Arc::new(oidc::jwt::VerifyKeys::default()),
+            client_origins: Arc::new(clients::OriginCache::default()),
             clock,
         })
     }

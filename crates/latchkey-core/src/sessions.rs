@@ -28,6 +28,10 @@ pub struct SessionRecord {
     pub amr: Vec<String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The session's id in tokens (`sid`): random, stable across id
+    /// rotation, unrelated to the cookie.
+    #[serde(default)]
+    pub sid: String,
 }
 
 /// A live session: its record, plus the handle that names it on the
@@ -96,6 +100,7 @@ impl Core {
             amr,
             ip: ctx.ip.clone(),
             user_agent: ctx.user_agent.as_deref().map(|u| u.chars().take(512).collect()),
+            sid: crate::tokens::random_id()?,
         };
         self.save_session(&handle, &record).await?;
         Ok((id, Session { handle, record }))

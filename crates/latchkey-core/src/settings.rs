@@ -97,6 +97,9 @@ struct RawLifetimes {
     verification_link_secs: Option<u64>,
     reset_link_secs: Option<u64>,
     known_device_secs: Option<u64>,
+    authorization_code_secs: Option<u64>,
+    access_token_secs: Option<u64>,
+    id_token_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -217,6 +220,11 @@ pub struct Lifetimes {
     /// How long a browser that signed in successfully stays exempt from the
     /// per-account failure limit.
     pub known_device: Duration,
+    /// An authorization code must be redeemed within this (single use).
+    pub authorization_code: Duration,
+    /// Access tokens (RFC 9068 JWTs) and ID tokens.
+    pub access_token: Duration,
+    pub id_token: Duration,
 }
 
 /// Rate limits (SPEC §5 defaults), counted in the store.
@@ -649,6 +657,9 @@ fn validate_lifetimes(raw: RawLifetimes) -> Result<Lifetimes, ConfigError> {
         verification_link: secs("lifetimes.verification_link_secs", raw.verification_link_secs, DAY, 300, 14 * DAY)?,
         reset_link: secs("lifetimes.reset_link_secs", raw.reset_link_secs, 3600, 300, DAY)?,
         known_device: secs("lifetimes.known_device_secs", raw.known_device_secs, 30 * DAY, 3600, 365 * DAY)?,
+        authorization_code: secs("lifetimes.authorization_code_secs", raw.authorization_code_secs, 60, 10, 600)?,
+        access_token: secs("lifetimes.access_token_secs", raw.access_token_secs, 600, 60, DAY)?,
+        id_token: secs("lifetimes.id_token_secs", raw.id_token_secs, 600, 60, DAY)?,
     })
 }
 

@@ -81,7 +81,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     store_counters,
     store_index,
     signing_keys,
-    mail_outbox
+    mail_outbox,
+    consents
 );
 
 diesel::table! {
@@ -107,3 +108,15 @@ diesel::table! {
         last_error -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    consents (user_id, client_id) {
+        user_id -> Text,
+        client_id -> Text,
+        scopes -> Text,
+        granted_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(consents -> clients (client_id));

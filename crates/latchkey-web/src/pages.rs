@@ -13,6 +13,8 @@ use latchkey_core::CoreError;
 pub struct Login {
     pub csrf: String,
     pub next: String,
+    /// The app waiting for this sign-in, if any.
+    pub app: Option<String>,
     pub email: String,
     pub error: Option<String>,
     pub notice: Option<String>,
@@ -22,6 +24,7 @@ pub struct Login {
 #[template(path = "signup.html")]
 pub struct Signup {
     pub csrf: String,
+    pub next: String,
     pub name: String,
     pub email: String,
     pub min_length: usize,
@@ -88,6 +91,26 @@ pub struct SessionRow {
     pub current: bool,
 }
 
+pub struct AppRow {
+    pub client_id: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub granted: String,
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+pub struct Consent {
+    pub csrf: String,
+    pub flow: String,
+    pub app: String,
+    /// The host the app will receive the answer at.
+    pub host: String,
+    pub email: String,
+    /// What the app asks for, in the user's words.
+    pub scopes: Vec<String>,
+}
+
 #[derive(Template)]
 #[template(path = "account.html")]
 pub struct Account {
@@ -96,6 +119,7 @@ pub struct Account {
     pub email: String,
     pub email_verified: bool,
     pub sessions: Vec<SessionRow>,
+    pub apps: Vec<AppRow>,
     pub min_length: usize,
     pub error: Option<String>,
     pub notice: Option<String>,

@@ -2,7 +2,7 @@
 
 use actix_web::web;
 
-use crate::handlers::{account, assets, auth, health, wellknown};
+use crate::handlers::{account, assets, auth, health, oidc, wellknown};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(health::healthz)
@@ -30,5 +30,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(account::change_password)
         .service(account::end_session)
         .service(account::end_other_sessions)
-        .service(account::resend_verification);
+        .service(account::resend_verification)
+        .service(account::revoke_app)
+        .service(oidc::discovery)
+        .service(oidc::authorize_get)
+        .service(oidc::authorize_post)
+        .service(oidc::authorize_continue)
+        .service(oidc::consent_form)
+        .service(oidc::consent)
+        .service(oidc::token)
+        .service(oidc::token_preflight)
+        .service(oidc::userinfo_get)
+        .service(oidc::userinfo_post)
+        .service(oidc::userinfo_preflight);
 }

@@ -1,8 +1,19 @@
 //! One module per table. Each function takes a connection so callers can
 //! compose them inside one transaction.
 
+/// Runs the same diesel expression on whichever backend `conn` is.
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            DbConnection::Pg($c) => $body,
+            DbConnection::Sqlite($c) => $body,
+        }
+    };
+}
+
 pub mod audit;
 pub mod clients;
+pub mod consents;
 pub mod mail_outbox;
 pub mod signing_keys;
 pub mod store;

@@ -8,16 +8,6 @@ use diesel::prelude::*;
 use crate::schema::{store_counters, store_entries, store_index};
 use crate::{DbConnection, DbError};
 
-/// Runs the same diesel expression on whichever backend `conn` is.
-macro_rules! on_backend {
-    ($conn:expr, |$c:ident| $body:expr) => {
-        match $conn {
-            DbConnection::Pg($c) => $body,
-            DbConnection::Sqlite($c) => $body,
-        }
-    };
-}
-
 /// Sets `key`, replacing any value.
 pub fn put(conn: &mut DbConnection, key: &str, value: &[u8], expires_at: i64) -> Result<(), DbError> {
     let row = (store_entries::key.eq(key), store_entries::value.eq(value), store_entries::expires_at.eq(expires_at));

@@ -11,7 +11,17 @@ use latchkey_core::{Core, CoreError};
 use serde::Deserialize;
 
 use crate::browser::{self, SESSION};
-use crate::pages::{self, SessionRow, see_other};
+use crate::pages::{self, AppRow, SessionRow, see_other};
+
+/// A scope in a word, for the list of connected apps.
+fn scope_word(scope: &str) -> Option<&'static str> {
+    Some(match scope {
+        "openid" => "your identity",
+        "profile" => "your name",
+        "email" => "your email address",
+        _ => return None,
+    })
+}
 
 /// The signed-in session and its user, or the response to send instead (a
 /// redirect to sign in, or an error page).
@@ -62,7 +72,20 @@ async fn account_page(
         Ok(s) => s,
         Err(e) => return pages::error_page(&e),
     };
+    let apps = match core.connected_apps(&user.id).await {
+        Ok(a) => a,
+        Err(e) => return pages::error_page(&e),
+    };
     let now = core.clock.now();
+    let apps = apps
+        .into_iter()
+        .map(|a| AppRow {
+            scopes: a.scopes.iter().filter_map(|s| scope_word(s)).map(str::to_owned).collect(),
+            granted: ago(now, a.updated_at),
+            client_id: a.client_id,
+            name: a.name,
+        })
+        .collect();
     let rows = sessions
         .iter()
         .map(|s| SessionRow {
@@ -80,6 +103,7 @@ async fn account_page(
         email: user.email.clone(),
         email_verified: user.email_verified,
         sessions: rows,
+        apps,
         min_length: core.password_policy.min_length,
         error,
         notice,
@@ -103,6 +127,7 @@ pub async fn account(req: HttpRequest, core: Data<Core>, q: Query<AccountQuery>)
         Some("sessions-ended") => Some("Every other session was signed out.".to_owned()),
         Some("session-ended") => Some("That session was signed out.".to_owned()),
         Some("verified") => Some(format!("Thank you: {} is confirmed.", user.email)),
+        Some("app-removed") => Some("That app no longer has access to your account.".to_owned()),
         Some("verification-sent") => Some(format!("We sent a new confirmation link to {}.", user.email)),
         _ => None,
     };
@@ -231,6 +256,36 @@ pub async fn resend_verification(req: HttpRequest, core: Data<Core>, form: Form<
     }
     match core.send_verification(&user).await {
         Ok(()) => see_other(HttpResponse::build(StatusCode::SEE_OTHER), "/account?notice=verification-sent"),
+        Err(e) => pages::error_page(&e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RevokeAppForm {
+    csrf: String,
+    client_id: String,
+}
+
+#[post("/account/apps/revoke")]
+pub async fn revoke_app(req: HttpRequest, core: Data<Core>, form: Form<RevokeAppForm>) -> HttpResponse {
+    if !browser::csrf_ok(&req, &core, &form.csrf) {
+        return pages::csrf_refused();
+    }
+    let (_, user) = match signed_in(&req, &core).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    match core.revoke_consent(&user.id, &form.client_id, &browser::context(&req)).await {
+        Ok(true) => see_other(HttpResponse::build(StatusCode::SEE_OTHER), "/account?notice=app-removed"),
+        // Not one of this user's connected apps: nothing changes.
+        Ok(false) => pages::message(
+            StatusCode::NOT_FOUND,
+            "App not found",
+            "That app has no access to your account.",
+            true,
+            Some(("/account", "Back to your account")),
+        ),
         Err(e) => pages::error_page(&e),
     }
 }

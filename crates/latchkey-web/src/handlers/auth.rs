@@ -26,6 +26,8 @@ fn field_error(e: &CoreError) -> Option<String> {
 pub struct LoginQuery {
     next: Option<String>,
     notice: Option<String>,
+    /// From an app's authorization request: the address to fill in.
+    login_hint: Option<String>,
 }
 
 fn notice_text(code: Option<&str>) -> Option<String> {
@@ -34,13 +36,14 @@ fn notice_text(code: Option<&str>) -> Option<String> {
             "signed-out" => "You are signed out.",
             "password-set" => "Your new password is set. Sign in with it.",
             "reauthenticate" => "For your security, sign in again to continue.",
+            "choose-account" => "Sign in with the account you want to use.",
             _ => return None,
         }
         .to_owned(),
     )
 }
 
-fn login_page(
+async fn login_page(
     req: &HttpRequest,
     core: &Core,
     status: StatusCode,
@@ -49,26 +52,36 @@ fn login_page(
     error: Option<String>,
     notice: Option<String>,
 ) -> HttpResponse {
-    pages::form_page(req, core, status, |csrf| pages::Login {
+    let flow = crate::handlers::oidc::flow_in_next(core, next).await;
+    let mut res = pages::form_page(req, core, status, |csrf| pages::Login {
         csrf,
         next: next.to_owned(),
+        app: flow.as_ref().map(|(app, _)| app.clone()),
         email: email.to_owned(),
         error,
         notice,
-    })
+    });
+    // The form's answer may redirect on to the app waiting for it.
+    if let Some((_, redirect_uri)) = &flow {
+        crate::middleware::allow_form_redirect_to(&mut res, redirect_uri);
+    }
+    res
 }
 
 #[get("/login")]
 pub async fn login_form(req: HttpRequest, core: Data<Core>, q: Query<LoginQuery>) -> HttpResponse {
     let next = browser::safe_next(q.next.as_deref());
-    if q.notice.as_deref() != Some("reauthenticate") {
+    // An app asking for a fresh sign-in (or another account) gets the form
+    // even when this browser is signed in.
+    if !matches!(q.notice.as_deref(), Some("reauthenticate" | "choose-account")) {
         match browser::current_session(&req, &core).await {
             Ok(Some(_)) => return see_other(HttpResponse::build(StatusCode::SEE_OTHER), &next),
             Ok(None) => {}
             Err(e) => return pages::error_page(&e),
         }
     }
-    login_page(&req, &core, StatusCode::OK, &next, "", None, notice_text(q.notice.as_deref()))
+    let hint = q.login_hint.as_deref().filter(|h| h.len() <= 254 && h.contains('@')).unwrap_or_default();
+    login_page(&req, &core, StatusCode::OK, &next, hint, None, notice_text(q.notice.as_deref())).await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -92,7 +105,7 @@ pub async fn login(req: HttpRequest, core: Data<Core>, form: Form<LoginForm>) ->
     let email = form.email.trim().to_owned();
     if email.is_empty() || form.password.is_empty() {
         let msg = "Enter your email and password.".to_owned();
-        return login_page(&req, &core, StatusCode::BAD_REQUEST, &next, &email, Some(msg), None);
+        return login_page(&req, &core, StatusCode::BAD_REQUEST, &next, &email, Some(msg), None).await;
     }
     let ctx = browser::context(&req);
     let device = browser::cookie_value(&req, &core, DEVICE);
@@ -110,7 +123,7 @@ pub async fn login(req: HttpRequest, core: Data<Core>, form: Form<LoginForm>) ->
         // 200: the page itself is the answer (a 401 would need a
         // WWW-Authenticate challenge that forms do not have).
         Ok(Err(LoginRefusal::BadCredentials)) => {
-            login_page(&req, &core, StatusCode::OK, &next, &email, Some(BAD_CREDENTIALS.to_owned()), None)
+            login_page(&req, &core, StatusCode::OK, &next, &email, Some(BAD_CREDENTIALS.to_owned()), None).await
         }
         Ok(Err(LoginRefusal::Disabled)) => login_page(
             &req,
@@ -120,9 +133,10 @@ pub async fn login(req: HttpRequest, core: Data<Core>, form: Form<LoginForm>) ->
             &email,
             Some("This account is disabled. Contact your administrator.".to_owned()),
             None,
-        ),
+        )
+        .await,
         Err(e @ CoreError::RateLimited(_)) => {
-            login_page(&req, &core, StatusCode::TOO_MANY_REQUESTS, &next, &email, Some(e.to_string()), None)
+            login_page(&req, &core, StatusCode::TOO_MANY_REQUESTS, &next, &email, Some(e.to_string()), None).await
         }
         Err(e) => pages::error_page(&e),
     }
@@ -130,16 +144,19 @@ pub async fn login(req: HttpRequest, core: Data<Core>, form: Form<LoginForm>) ->
 
 // ---------------------------------------------------------------- sign up
 
+#[allow(clippy::too_many_arguments)]
 fn signup_page(
     req: &HttpRequest,
     core: &Core,
     status: StatusCode,
+    next: &str,
     name: &str,
     email: &str,
     error: Option<String>,
 ) -> HttpResponse {
     pages::form_page(req, core, status, |csrf| pages::Signup {
         csrf,
+        next: next.to_owned(),
         name: name.to_owned(),
         email: email.to_owned(),
         min_length: core.password_policy.min_length,
@@ -148,9 +165,16 @@ fn signup_page(
     })
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SignupQuery {
+    next: Option<String>,
+}
+
 #[get("/signup")]
-pub async fn signup_form(req: HttpRequest, core: Data<Core>) -> HttpResponse {
-    signup_page(&req, &core, StatusCode::OK, "", "", None)
+pub async fn signup_form(req: HttpRequest, core: Data<Core>, q: Query<SignupQuery>) -> HttpResponse {
+    let next = browser::safe_next(q.next.as_deref());
+    signup_page(&req, &core, StatusCode::OK, &next, "", "", None)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -160,6 +184,7 @@ pub struct SignupForm {
     name: String,
     email: String,
     password: String,
+    next: String,
 }
 
 #[post("/signup")]
@@ -168,17 +193,26 @@ pub async fn signup(req: HttpRequest, core: Data<Core>, form: Form<SignupForm>) 
         return pages::csrf_refused();
     }
     let name = form.name.trim();
+    let next = browser::safe_next(Some(&form.next));
     let ctx = browser::context(&req);
     let result = core.signup(&form.email, &form.password, (!name.is_empty()).then(|| name.to_owned()), &ctx).await;
     match result {
-        Ok(()) => pages::message_with_email(
-            StatusCode::OK,
-            "Check your email",
-            "We sent a message to",
-            form.email.trim(),
-            " to finish setting up your account. You can sign in now; confirming your address lets apps trust it.",
-            Some(("/login", "Sign in")),
-        ),
+        Ok(()) => {
+            // Back to the app that was waiting, through sign-in.
+            let sign_in = if next == "/account" {
+                "/login".to_owned()
+            } else {
+                url::form_urlencoded::Serializer::new("/login?".to_owned()).append_pair("next", &next).finish()
+            };
+            pages::message_with_email(
+                StatusCode::OK,
+                "Check your email",
+                "We sent a message to",
+                form.email.trim(),
+                " to finish setting up your account. You can sign in now; confirming your address lets apps trust it.",
+                Some((&sign_in, "Sign in")),
+            )
+        }
         Err(e) => match field_error(&e) {
             Some(msg) => {
                 let status = if matches!(e, CoreError::RateLimited(_)) {
@@ -186,7 +220,7 @@ pub async fn signup(req: HttpRequest, core: Data<Core>, form: Form<SignupForm>) 
                 } else {
                     StatusCode::UNPROCESSABLE_ENTITY
                 };
-                signup_page(&req, &core, status, name, form.email.trim(), Some(msg))
+                signup_page(&req, &core, status, &next, name, form.email.trim(), Some(msg))
             }
             None => pages::error_page(&e),
         },

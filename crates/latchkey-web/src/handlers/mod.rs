@@ -2,4 +2,5 @@ pub mod account;
 pub mod assets;
 pub mod auth;
 pub mod health;
+pub mod oidc;
 pub mod wellknown;

@@ -9,6 +9,18 @@ use latchkey_core::Core;
 /// need a script nonce set their own Content-Security-Policy, which is kept.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
 font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Lets a page's form end at `uri`'s origin: a sign-in or consent form whose
+/// answer redirects on to the client's redirect URI (browsers check
+/// `form-action` along the redirect chain).
+pub fn allow_form_redirect_to(res: &mut actix_web::HttpResponse, uri: &str) {
+    let Some(origin) = latchkey_core::clients::origin_of(uri) else { return };
+    let csp = CSP.replace("form-action 'self'", &format!("form-action 'self' {origin}"));
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+}
+
 const HSTS: &str = "max-age=63072000; includeSubDomains";
 
 /// Adds the security headers to every response.

@@ -5,6 +5,6 @@ mod headers;
 mod limits;
 mod request_log;
 
-pub use headers::security_headers;
+pub use headers::{allow_form_redirect_to, security_headers};
 pub use limits::{MAX_HEADER_BYTES, limit_request};
 pub use request_log::{RequestId, request_log};

@@ -1,0 +1,316 @@
+//! The token endpoint (RFC 6749 §3.2, §4.1.3; OIDC Core §3.1.3; RFC 7636
+//! §4.6): client authentication, then the `authorization_code` grant.
+//!
+//! A code is single use across every instance: the first redemption sets a
+//! tombstone in the store (atomically, set-if-absent) holding the code's
+//! grant id; any later redemption finds it, fails, and revokes every token
+//! issued from the code (RFC 6749 §4.1.2, RFC 9700 §4.5).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use openidconnect::core::{CoreGenderClaim, CoreJwsSigningAlgorithm};
+use openidconnect::{
+    AccessToken, AdditionalClaims, Audience, AuthenticationContextClass, AuthenticationMethodReference, ClientId,
+    EndUserEmail, EndUserName, IdToken, IdTokenClaims, IssuerUrl, LocalizedClaim, Nonce, StandardClaims,
+    SubjectIdentifier,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::authorize::{CodeGrant, code_key};
+use super::{OAuthError, OAuthFailure, SCOPE_EMAIL, SCOPE_OPENID, SCOPE_PROFILE, acr_for, jwt, param, single_params};
+use crate::Core;
+use crate::accounts::User;
+use crate::audit::{Actor, Event};
+use crate::auth::event_ctx;
+use crate::clients::{Client, GRANT_AUTHORIZATION_CODE, find_client};
+use crate::error::CoreError;
+use crate::sessions::RequestContext;
+use crate::tokens::{constant_time_eq, random_id, sha256};
+
+/// The `sid` claim, which openidconnect's standard claims do not have.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionClaims {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+}
+impl AdditionalClaims for SessionClaims {}
+
+pub type LatchkeyIdToken = IdToken<
+    SessionClaims,
+    CoreGenderClaim,
+    openidconnect::core::CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
+
+/// How the client proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    Basic,
+    Post,
+    None,
+}
+
+pub(crate) fn tombstone_key(code: &str) -> String {
+    crate::store::hashed_key("code-used", code)
+}
+
+pub(crate) fn grant_revoked_key(grant_id: &str) -> String {
+    format!("grant-revoked:{grant_id}")
+}
+
+/// `client_id:client_secret` from an HTTP Basic header, each form-decoded
+/// (RFC 6749 §2.3.1).
+fn parse_basic(header: &str) -> Option<(String, String)> {
+    let (scheme, rest) = header.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(rest.trim()).ok()?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    let dec = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
+    Some((dec(id)?, dec(secret)?))
+}
+
+fn s256(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(sha256(verifier.as_bytes()))
+}
+
+impl Core {
+    /// Identifies and authenticates the client of a token request.
+    pub async fn authenticate_client(
+        &self,
+        params: &Map<String, Value>,
+        authorization: Option<&str>,
+    ) -> Result<(Client, AuthMethod), OAuthFailure> {
+        let body_id = param(params, "client_id");
+        let body_secret = param(params, "client_secret");
+        let (id, secret, method) = match authorization {
+            Some(h) => {
+                let Some((id, secret)) = parse_basic(h) else {
+                    return Err(OAuthError::invalid_client("the Authorization header is not valid HTTP Basic").into());
+                };
+                if body_secret.is_some() {
+                    return Err(OAuthError::invalid_request("use one client authentication method, not two").into());
+                }
+                if body_id.is_some_and(|b| b != id) {
+                    return Err(OAuthError::invalid_request("client_id differs from the authenticated client").into());
+                }
+                (id, Some(secret).filter(|s| !s.is_empty()), AuthMethod::Basic)
+            }
+            None => match (body_id, body_secret) {
+                (Some(id), Some(s)) => (id.to_owned(), Some(s.to_owned()), AuthMethod::Post),
+                (Some(id), None) => (id.to_owned(), None, AuthMethod::None),
+                (None, _) => return Err(OAuthError::invalid_client("client authentication is missing").into()),
+            },
+        };
+        let unknown = || OAuthFailure::Protocol(OAuthError::invalid_client("client authentication failed"));
+        if id.len() > 64 {
+            return Err(unknown());
+        }
+        let Some(client) = find_client(self, &id).await? else { return Err(unknown()) };
+        let (row_id, presented) = (client.client_id.clone(), secret.clone());
+        match (client.public, presented) {
+            (true, None) => Ok((client, AuthMethod::None)),
+            (true, Some(_)) => Err(OAuthError::invalid_client("a public client has no secret").into()),
+            (false, None) => Err(unknown()),
+            (false, Some(s)) => {
+                if crate::clients::verify_secret(self, &row_id, &s).await? {
+                    Ok((client, method))
+                } else {
+                    Err(unknown())
+                }
+            }
+        }
+    }
+
+    /// A token request: the form's pairs and the Authorization header.
+    pub async fn token_request(
+        &self,
+        pairs: Vec<(String, String)>,
+        authorization: Option<&str>,
+        ctx: &RequestContext,
+    ) -> Result<Value, OAuthFailure> {
+        let params = match single_params(pairs) {
+            Ok(p) => p,
+            Err(name) => return Err(OAuthError::invalid_request(format!("{name} is given more than once")).into()),
+        };
+        let (client, _) = self.authenticate_client(&params, authorization).await?;
+        match param(&params, "grant_type") {
+            None => Err(OAuthError::invalid_request("grant_type is missing").into()),
+            Some(GRANT_AUTHORIZATION_CODE) => {
+                if !client.grant_types.iter().any(|g| g == GRANT_AUTHORIZATION_CODE) {
+                    return Err(OAuthError::new("unauthorized_client", "this client may not use this grant").into());
+                }
+                self.redeem_code(&client, &params, ctx).await
+            }
+            Some(other) => Err(OAuthError::new("unsupported_grant_type", format!("{other} is not supported")).into()),
+        }
+    }
+
+    async fn redeem_code(&self, client: &Client, params: &Map<String, Value>, ctx: &RequestContext) -> Result<Value, OAuthFailure> {
+        let Some(code) = param(params, "code") else {
+            return Err(OAuthError::invalid_request("code is missing").into());
+        };
+        let bad = || OAuthFailure::Protocol(OAuthError::invalid_grant("the code is invalid, expired or already used"));
+        if code.len() != 43 {
+            return Err(bad());
+        }
+        let Some(raw) = self.store.get(&code_key(code)).await? else {
+            // Used before? Then whatever it gave is revoked.
+            if let Some(grant_id) = self.store.get(&tombstone_key(code)).await? {
+                self.revoke_replayed(&String::from_utf8_lossy(&grant_id), &client.client_id, ctx).await?;
+            }
+            return Err(bad());
+        };
+        let grant: CodeGrant = serde_json::from_slice(&raw).map_err(|e| CoreError::Internal(e.to_string()))?;
+        // Another client's code: refused without spending it.
+        if grant.client_id != client.client_id {
+            return Err(bad());
+        }
+        let tombstone_ttl = self.settings.lifetimes.authorization_code + std::time::Duration::from_secs(60);
+        if !self.store.put_if_absent(&tombstone_key(code), grant.grant_id.as_bytes(), tombstone_ttl).await? {
+            self.revoke_replayed(&grant.grant_id, &client.client_id, ctx).await?;
+            return Err(bad());
+        }
+        self.store.delete(&code_key(code)).await?;
+
+        if param(params, "redirect_uri") != Some(grant.redirect_uri.as_str()) {
+            return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request").into());
+        }
+        match (grant.code_challenge.as_deref(), param(params, "code_verifier")) {
+            (Some(challenge), Some(verifier)) => {
+                let well_formed = (43..=128).contains(&verifier.len())
+                    && verifier.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+                if !well_formed || !constant_time_eq(s256(verifier).as_bytes(), challenge.as_bytes()) {
+                    return Err(OAuthError::invalid_grant("code_verifier does not match the code_challenge").into());
+                }
+            }
+            (Some(_), None) => return Err(OAuthError::invalid_grant("code_verifier is missing").into()),
+            (None, Some(_)) => {
+                return Err(OAuthError::invalid_grant("code_verifier given, but the request had no code_challenge").into());
+            }
+            (None, None) => {}
+        }
+        let uid = grant.user_id.clone();
+        let user = self.db.run(move |conn| latchkey_db::users::find_by_id(conn, &uid)).await.map_err(CoreError::from)?;
+        let Some(user) = user.filter(|u| !u.disabled).map(User::from) else {
+            return Err(OAuthError::invalid_grant("the user's account is no longer active").into());
+        };
+        Ok(self.issue_tokens(client, &user, &grant).await?)
+    }
+
+    /// A code came back a second time: refuse every token it gave.
+    async fn revoke_replayed(&self, grant_id: &str, client_id: &str, ctx: &RequestContext) -> Result<(), CoreError> {
+        self.store.put(&grant_revoked_key(grant_id), b"1", self.settings.lifetimes.access_token).await?;
+        let actor = Actor::Anonymous;
+        let mut event = event_ctx(Event::new("token.code_replayed", &actor), ctx)
+            .detail(json!({ "client_id": client_id, "grant_id": grant_id }));
+        event.outcome = "refused";
+        self.audit(event).await;
+        Ok(())
+    }
+
+    /// The access token (RFC 9068) and, for `openid`, the ID token.
+    async fn issue_tokens(&self, client: &Client, user: &User, grant: &CodeGrant) -> Result<Value, CoreError> {
+        let key = self.signing_key().await?;
+        let now = self.clock.now();
+        let at_life = self.settings.lifetimes.access_token;
+        let scope = grant.scopes.join(" ");
+        let acr = acr_for(&grant.amr);
+        let access_claims = json!({
+            "iss": self.issuer(),
+            "sub": user.id,
+            "aud": self.issuer(),
+            "client_id": client.client_id,
+            "scope": scope,
+            "iat": now.timestamp(),
+            "exp": now.timestamp() + i64::try_from(at_life.as_secs()).unwrap_or(600),
+            "jti": random_id()?,
+            "auth_time": grant.auth_time.timestamp(),
+            "acr": acr,
+            "amr": grant.amr,
+            "sid": grant.sid,
+            "grant_id": grant.grant_id,
+        });
+        let access_token = jwt::sign(&key, jwt::ACCESS_TOKEN_TYP, &access_claims)?;
+        let mut body = json!({
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": at_life.as_secs(),
+            "scope": scope,
+        });
+        if grant.scopes.iter().any(|s| s == SCOPE_OPENID) {
+            let id_token = self.id_token(client, user, grant, &key, &AccessToken::new(access_token))?;
+            body["id_token"] = json!(id_token);
+        }
+        Ok(body)
+    }
+
+    fn id_token(
+        &self,
+        client: &Client,
+        user: &User,
+        grant: &CodeGrant,
+        key: &crate::signing::AwsLcRsaKey,
+        access_token: &AccessToken,
+    ) -> Result<String, CoreError> {
+        let now = self.clock.now();
+        let internal = |e: String| CoreError::Internal(format!("ID token: {e}"));
+        let issuer = IssuerUrl::new(self.issuer().to_owned()).map_err(|e| internal(e.to_string()))?;
+        let mut standard = StandardClaims::new(SubjectIdentifier::new(user.id.clone()));
+        if grant.scopes.iter().any(|s| s == SCOPE_PROFILE)
+            && let Some(name) = &user.name
+        {
+            standard = standard.set_name(Some(LocalizedClaim::from(EndUserName::new(name.clone()))));
+        }
+        if grant.scopes.iter().any(|s| s == SCOPE_EMAIL) {
+            standard = standard
+                .set_email(Some(EndUserEmail::new(user.email.clone())))
+                .set_email_verified(Some(user.email_verified));
+        }
+        let exp = now + chrono::Duration::from_std(self.settings.lifetimes.id_token).unwrap_or_default();
+        let claims = IdTokenClaims::new(
+            issuer,
+            vec![Audience::new(client.client_id.clone())],
+            exp,
+            now,
+            standard,
+            SessionClaims { sid: Some(grant.sid.clone()) },
+        )
+        .set_auth_time(Some(grant.auth_time))
+        .set_nonce(grant.nonce.clone().map(Nonce::new))
+        .set_auth_context_ref(Some(AuthenticationContextClass::new(acr_for(&grant.amr).to_owned())))
+        .set_auth_method_refs(Some(grant.amr.iter().cloned().map(AuthenticationMethodReference::new).collect()))
+        .set_authorized_party(Some(ClientId::new(client.client_id.clone())));
+        let token = LatchkeyIdToken::new(
+            claims,
+            key,
+            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+            Some(access_token),
+            None,
+        )
+        .map_err(|e| internal(e.to_string()))?;
+        Ok(token.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let h = format!("Basic {}", STANDARD.encode("my%20id:s%3Acret+x"));
+        assert_eq!(parse_basic(&h), Some(("my id".into(), "s:cret x".into())));
+        assert_eq!(parse_basic(&format!("basic {}", STANDARD.encode("a:"))), Some(("a".into(), String::new())));
+        for bad in ["Bearer abc", "Basic !!!", "Basic", &format!("Basic {}", STANDARD.encode("no-colon"))] {
+            assert_eq!(parse_basic(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn s256_matches_rfc7636_appendix_b() {
+        assert_eq!(s256("dBjftJeZ4CK8p1mYnlLCjvhJZ2mLRo9tU2JdpiX7hhY"), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+    }
+}
