@@ -756,7 +756,9 @@ async fn queued_mail_survives_a_mail_outage_and_a_restart() {
     // Another instance with a working mail server delivers it once due.
     let sink = latchkey_testkit::SmtpSink::start().await;
     let second = TestApp::builder().db(db.clone()).env("LATCHKEY_MAIL__SMTP_URL", &sink.url()).spawn().await;
-    second.clock.advance(chrono::Duration::minutes(2));
+    // Past the retry backoff, and past the delivery lock in case the first
+    // instance stopped before releasing it.
+    second.clock.advance(chrono::Duration::minutes(6));
     let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while sink.messages().is_empty() {
         assert!(std::time::Instant::now() < until, "the queued mail was not delivered after the restart");

@@ -9,6 +9,7 @@ mod headers;
 mod health;
 mod keys;
 mod metrics;
+mod oidc;
 mod serve;
 mod store;
 mod support;

@@ -71,7 +71,7 @@ impl Browser {
         Browser { client: self.client.clone(), jar: self.jar.clone(), base: base.to_owned() }
     }
 
-    async fn page(resp: reqwest::Response) -> Page {
+    pub(crate) async fn page(resp: reqwest::Response) -> Page {
         let status = resp.status().as_u16();
         let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let headers = resp.headers().clone();

@@ -7,12 +7,14 @@ mod app;
 mod browser;
 mod db;
 mod proxy;
+mod rp;
 mod smtp;
 
 pub use app::{TestApp, TestAppBuilder};
 pub use browser::{Browser, Page, SentMail, hidden};
 pub use db::TestDb;
 pub use proxy::TcpProxy;
+pub use rp::{REDIRECT_URI, TestClient, query_of};
 pub use smtp::{Received, SmtpSink};
 
 /// The PostgreSQL server tests use, if any.

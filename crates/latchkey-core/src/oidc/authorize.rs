@@ -179,23 +179,31 @@ fn printable(v: &str) -> bool {
 impl Core {
     /// Checks an authorization request (GET query or POST form, as pairs)
     /// and starts its flow; returns the flow id.
-    pub async fn start_authorization(&self, pairs: Vec<(String, String)>) -> Result<Result<String, Refusal>, CoreError> {
+    pub async fn start_authorization(
+        &self,
+        pairs: Vec<(String, String)>,
+    ) -> Result<Result<String, Refusal>, CoreError> {
         // Which parameters came more than once; the client and redirect URI
         // must be unambiguous before anything can be redirected.
         let repeated = single_params(pairs.clone()).err();
-        let first = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
+        let first =
+            |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
         if let Some(name) = repeated.as_deref().filter(|n| *n == "client_id" || *n == "redirect_uri") {
             return Ok(Err(Refusal::Page(format!("The request gives {name} more than once."))));
         }
         let Some(client_id) = first("client_id") else {
-            return Ok(Err(Refusal::Page("The request does not say which app is asking (client_id is missing).".into())));
+            return Ok(Err(Refusal::Page(
+                "The request does not say which app is asking (client_id is missing).".into(),
+            )));
         };
         let client = if client_id.len() <= 64 { find_client(self, client_id).await? } else { None };
         let Some(client) = client else {
             return Ok(Err(Refusal::Page("The app that sent you here is not registered with this provider.".into())));
         };
         let Some(redirect_uri) = first("redirect_uri") else {
-            return Ok(Err(Refusal::Page("The request does not say where to return (redirect_uri is missing).".into())));
+            return Ok(Err(Refusal::Page(
+                "The request does not say where to return (redirect_uri is missing).".into(),
+            )));
         };
         if !redirect_uri_registered(&client, redirect_uri) {
             return Ok(Err(Refusal::Page(
@@ -283,7 +291,8 @@ impl Core {
             _ => {}
         }
 
-        let prompt: Vec<String> = p("prompt").unwrap_or_default().split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+        let prompt: Vec<String> =
+            p("prompt").unwrap_or_default().split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
         if prompt.iter().any(|x| x == "none") && prompt.len() > 1 {
             return Ok(Err(OAuthError::invalid_request("prompt=none cannot be combined with other values")));
         }
@@ -366,9 +375,8 @@ impl Core {
     pub async fn authorization_step(&self, flow_id: &str, session: Option<&Session>) -> Result<Step, CoreError> {
         let Some((flow, client)) = self.authorization_flow(flow_id).await? else { return Ok(Step::Expired) };
         let issuer = self.issuer().to_owned();
-        let to_client = |e: OAuthError| {
-            Step::Redirect(error_redirect(&issuer, &flow.redirect_uri, flow.state.as_deref(), &e))
-        };
+        let to_client =
+            |e: OAuthError| Step::Redirect(error_redirect(&issuer, &flow.redirect_uri, flow.state.as_deref(), &e));
         let passive = flow.prompts("none");
         let Some(session) = session else {
             if passive {
@@ -380,9 +388,9 @@ impl Core {
         let r = &session.record;
         // A sign-in during this flow satisfies every freshness demand.
         let fresh = r.auth_time >= flow.created_at;
-        let too_old = flow.max_age.is_some_and(|m| {
-            (self.clock.now() - r.auth_time).num_seconds() > i64::try_from(m).unwrap_or(i64::MAX)
-        });
+        let too_old = flow
+            .max_age
+            .is_some_and(|m| (self.clock.now() - r.auth_time).num_seconds() > i64::try_from(m).unwrap_or(i64::MAX));
         let other_user = flow.hint_subject.as_ref().is_some_and(|s| *s != r.user_id);
         let must_login = !fresh && (flow.prompts("login") || flow.prompts("select_account") || too_old || other_user);
         if must_login {

@@ -115,7 +115,12 @@ impl Core {
     /// Withdraws the user's consent for a client: the consent is forgotten
     /// and the client's access tokens for this user stop working. False when
     /// there was no such consent (another user's client id changes nothing).
-    pub async fn revoke_consent(&self, user_id: &str, client_id: &str, ctx: &RequestContext) -> Result<bool, CoreError> {
+    pub async fn revoke_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        ctx: &RequestContext,
+    ) -> Result<bool, CoreError> {
         if client_id.is_empty() || client_id.len() > 64 {
             return Ok(false);
         }

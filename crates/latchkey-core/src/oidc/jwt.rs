@@ -32,7 +32,8 @@ const KEYS_MIN_REREAD: Duration = Duration::from_secs(1);
 /// Signs `claims` as a compact JWS with header `typ`.
 pub fn sign(key: &AwsLcRsaKey, typ: &str, claims: &Value) -> Result<String, CoreError> {
     let header = json!({ "alg": "RS256", "typ": typ, "kid": key.kid() });
-    let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
+    let input =
+        format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
     let sig = key
         .sign(&CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, input.as_bytes())
         .map_err(|e| CoreError::Internal(format!("signing failed: {e}")))?;

@@ -148,7 +148,12 @@ impl Core {
         }
     }
 
-    async fn redeem_code(&self, client: &Client, params: &Map<String, Value>, ctx: &RequestContext) -> Result<Value, OAuthFailure> {
+    async fn redeem_code(
+        &self,
+        client: &Client,
+        params: &Map<String, Value>,
+        ctx: &RequestContext,
+    ) -> Result<Value, OAuthFailure> {
         let Some(code) = param(params, "code") else {
             return Err(OAuthError::invalid_request("code is missing").into());
         };
@@ -188,12 +193,15 @@ impl Core {
             }
             (Some(_), None) => return Err(OAuthError::invalid_grant("code_verifier is missing").into()),
             (None, Some(_)) => {
-                return Err(OAuthError::invalid_grant("code_verifier given, but the request had no code_challenge").into());
+                return Err(
+                    OAuthError::invalid_grant("code_verifier given, but the request had no code_challenge").into()
+                );
             }
             (None, None) => {}
         }
         let uid = grant.user_id.clone();
-        let user = self.db.run(move |conn| latchkey_db::users::find_by_id(conn, &uid)).await.map_err(CoreError::from)?;
+        let user =
+            self.db.run(move |conn| latchkey_db::users::find_by_id(conn, &uid)).await.map_err(CoreError::from)?;
         let Some(user) = user.filter(|u| !u.disabled).map(User::from) else {
             return Err(OAuthError::invalid_grant("the user's account is no longer active").into());
         };
@@ -283,14 +291,9 @@ impl Core {
         .set_auth_context_ref(Some(AuthenticationContextClass::new(acr_for(&grant.amr).to_owned())))
         .set_auth_method_refs(Some(grant.amr.iter().cloned().map(AuthenticationMethodReference::new).collect()))
         .set_authorized_party(Some(ClientId::new(client.client_id.clone())));
-        let token = LatchkeyIdToken::new(
-            claims,
-            key,
-            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
-            Some(access_token),
-            None,
-        )
-        .map_err(|e| internal(e.to_string()))?;
+        let token =
+            LatchkeyIdToken::new(claims, key, CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, Some(access_token), None)
+                .map_err(|e| internal(e.to_string()))?;
         Ok(token.to_string())
     }
 }
@@ -311,6 +314,6 @@ mod tests {
 
     #[test]
     fn s256_matches_rfc7636_appendix_b() {
-        assert_eq!(s256("dBjftJeZ4CK8p1mYnlLCjvhJZ2mLRo9tU2JdpiX7hhY"), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+        assert_eq!(s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
     }
 }

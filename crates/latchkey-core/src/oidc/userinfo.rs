@@ -41,9 +41,9 @@ impl Core {
         let Some(v) = self.verify_jws(token).await? else {
             return Ok(Err(InvalidToken("the token is malformed or its signature is not ours")));
         };
-        let typ_ok = v.typ().is_some_and(|t| {
-            t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
-        });
+        let typ_ok = v
+            .typ()
+            .is_some_and(|t| t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt"));
         if !typ_ok {
             return Ok(Err(InvalidToken("not an access token")));
         }
@@ -62,7 +62,13 @@ impl Core {
         let claims = AccessClaims {
             subject: sub.to_owned(),
             client_id: client_id.to_owned(),
-            scopes: v.claim_str("scope").unwrap_or_default().split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+            scopes: v
+                .claim_str("scope")
+                .unwrap_or_default()
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
             issued_at: iat,
             expires_at: exp,
             grant_id: v.claim_str("grant_id").map(str::to_owned),

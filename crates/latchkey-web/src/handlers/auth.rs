@@ -125,16 +125,18 @@ pub async fn login(req: HttpRequest, core: Data<Core>, form: Form<LoginForm>) ->
         Ok(Err(LoginRefusal::BadCredentials)) => {
             login_page(&req, &core, StatusCode::OK, &next, &email, Some(BAD_CREDENTIALS.to_owned()), None).await
         }
-        Ok(Err(LoginRefusal::Disabled)) => login_page(
-            &req,
-            &core,
-            StatusCode::FORBIDDEN,
-            &next,
-            &email,
-            Some("This account is disabled. Contact your administrator.".to_owned()),
-            None,
-        )
-        .await,
+        Ok(Err(LoginRefusal::Disabled)) => {
+            login_page(
+                &req,
+                &core,
+                StatusCode::FORBIDDEN,
+                &next,
+                &email,
+                Some("This account is disabled. Contact your administrator.".to_owned()),
+                None,
+            )
+            .await
+        }
         Err(e @ CoreError::RateLimited(_)) => {
             login_page(&req, &core, StatusCode::TOO_MANY_REQUESTS, &next, &email, Some(e.to_string()), None).await
         }

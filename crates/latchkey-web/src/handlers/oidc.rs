@@ -165,7 +165,9 @@ pub async fn flow_in_next(core: &Core, next: &str) -> Option<(String, String)> {
 async fn consent_page(req: &HttpRequest, core: &Core, flow_id: &str) -> HttpResponse {
     let session = match live_session(req, core).await {
         Ok(Some(s)) => s,
-        Ok(None) => return step_response(flow_id, Step::Login { again: false, login_hint: None, select_account: false }),
+        Ok(None) => {
+            return step_response(flow_id, Step::Login { again: false, login_hint: None, select_account: false });
+        }
         Err(e) => return pages::error_page(&e),
     };
     let (flow, client) = match core.authorization_flow(flow_id).await {
@@ -179,7 +181,8 @@ async fn consent_page(req: &HttpRequest, core: &Core, flow_id: &str) -> HttpResp
         Err(e) => return pages::error_page(&e),
     };
     let scopes = flow.scopes.iter().filter_map(|s| describe_scope(s)).map(str::to_owned).collect();
-    let host = url::Url::parse(&flow.redirect_uri).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
+    let host =
+        url::Url::parse(&flow.redirect_uri).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
     let mut res = pages::form_page(req, core, StatusCode::OK, |csrf| pages::Consent {
         csrf,
         flow: flow_id.to_owned(),
@@ -333,7 +336,9 @@ fn bearer_token(req: &HttpRequest, body: &[u8]) -> Result<Option<String>, &'stat
     let from_header = match req.headers().get(header::AUTHORIZATION).map(|v| v.to_str()) {
         None => None,
         Some(Ok(v)) => match v.split_once(' ') {
-            Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => Some(t.trim().to_owned()),
+            Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => {
+                Some(t.trim().to_owned())
+            }
             _ => return Err("the Authorization header must be a Bearer token"),
         },
         Some(Err(_)) => return Err("the Authorization header must be a Bearer token"),
