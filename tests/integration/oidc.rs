@@ -759,6 +759,22 @@ async fn prompt_none_answers_without_showing_anything() {
     code_for(&app, &b, &third, &[]).await;
     let p = b.follow(&app, &none(&third)).await;
     assert!(query_of(p.location.as_deref().expect("redirect")).contains_key("code"), "consent is remembered");
+    // prompt=consent asks again, even for a first-party client.
+    for c in [&third, &first_party] {
+        let url = auth_url(
+            &app,
+            &[
+                ("response_type", "code"),
+                ("client_id", &c.client_id),
+                ("redirect_uri", REDIRECT_URI),
+                ("scope", "openid"),
+                ("prompt", "consent"),
+            ],
+        );
+        let p = b.follow(&app, &url).await;
+        assert_eq!(p.status, 200);
+        assert!(p.contains("action=\"/consent\""), "prompt=consent shows the consent page");
+    }
 }
 
 #[tokio::test]

@@ -405,15 +405,18 @@ impl Core {
             });
         }
         let consented_here = flow.consented_by.as_deref() == Some(r.user_id.as_str());
-        if !client.first_party && !consented_here {
-            let remembered = self.consent_covers(&r.user_id, &client.client_id, &flow.scopes).await?;
-            if !remembered || flow.prompts("consent") {
-                if passive {
-                    self.store.delete(&flow_key(flow_id)).await?;
-                    return Ok(to_client(OAuthError::new("consent_required", "the user has not allowed this app")));
-                }
-                return Ok(Step::Consent);
+        // prompt=consent asks even a first-party client's user; otherwise
+        // first-party clients need none, and third parties need a remembered
+        // consent covering the scopes.
+        let needs_consent = !consented_here
+            && (flow.prompts("consent")
+                || (!client.first_party && !self.consent_covers(&r.user_id, &client.client_id, &flow.scopes).await?));
+        if needs_consent {
+            if passive {
+                self.store.delete(&flow_key(flow_id)).await?;
+                return Ok(to_client(OAuthError::new("consent_required", "the user has not allowed this app")));
             }
+            return Ok(Step::Consent);
         }
         // One flow, one code: whoever takes the flow issues it.
         if self.store.take(&flow_key(flow_id)).await?.is_none() {
