@@ -13,3 +13,4 @@ mod oidc;
 mod serve;
 mod store;
 mod support;
+mod tokens;

@@ -19,14 +19,14 @@ use serde_json::Value;
 
 use crate::support::STRONG_PASSWORD;
 
-const EMAIL: &str = "ada@example.com";
+pub(crate) const EMAIL: &str = "ada@example.com";
 
-fn http() -> reqwest::Client {
+pub(crate) fn http() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
 }
 
 /// The app, a user, a browser.
-async fn setup() -> (TestApp, Browser) {
+pub(crate) async fn setup() -> (TestApp, Browser) {
     let app = TestApp::spawn().await;
     app.core.ensure_signing_key().await.expect("signing key");
     app.user(EMAIL, STRONG_PASSWORD, true).await;
@@ -36,7 +36,7 @@ async fn setup() -> (TestApp, Browser) {
 
 /// An authorization URL built by hand (for the cases a relying library
 /// would not send).
-fn auth_url(app: &TestApp, params: &[(&str, &str)]) -> String {
+pub(crate) fn auth_url(app: &TestApp, params: &[(&str, &str)]) -> String {
     let mut s = url::form_urlencoded::Serializer::new(format!("{}/authorize?", app.public_url));
     for (k, v) in params {
         s.append_pair(k, v);
@@ -44,15 +44,20 @@ fn auth_url(app: &TestApp, params: &[(&str, &str)]) -> String {
     s.finish()
 }
 
-fn challenge_for(verifier: &str) -> String {
+pub(crate) fn challenge_for(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(latchkey_core::tokens::sha256(verifier.as_bytes()))
 }
 
-const VERIFIER: &str = "dBjftJeZ4CK8p1mYnlLCjvhJZ2mLRo9tU2JdpiX7hhY-and-some-more";
+pub(crate) const VERIFIER: &str = "dBjftJeZ4CK8p1mYnlLCjvhJZ2mLRo9tU2JdpiX7hhY-and-some-more";
 
 /// A code for `client` through the browser, with the standard parameters
 /// plus `extra`; returns the redirect's query.
-async fn code_for(app: &TestApp, b: &Browser, client: &TestClient, extra: &[(&str, &str)]) -> HashMap<String, String> {
+pub(crate) async fn code_for(
+    app: &TestApp,
+    b: &Browser,
+    client: &TestClient,
+    extra: &[(&str, &str)],
+) -> HashMap<String, String> {
     let challenge = challenge_for(VERIFIER);
     let mut params = vec![
         ("response_type", "code"),
@@ -74,7 +79,7 @@ async fn code_for(app: &TestApp, b: &Browser, client: &TestClient, extra: &[(&st
     query_of(&redirect)
 }
 
-async fn exchange(app: &TestApp, client: &TestClient, code: &str, verifier: Option<&str>) -> (u16, Value) {
+pub(crate) async fn exchange(app: &TestApp, client: &TestClient, code: &str, verifier: Option<&str>) -> (u16, Value) {
     let mut form = vec![("grant_type", "authorization_code"), ("code", code), ("redirect_uri", REDIRECT_URI)];
     if let Some(v) = verifier {
         form.push(("code_verifier", v));
@@ -89,7 +94,7 @@ async fn exchange(app: &TestApp, client: &TestClient, code: &str, verifier: Opti
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-fn claims_of(jwt: &str) -> (Value, Value) {
+pub(crate) fn claims_of(jwt: &str) -> (Value, Value) {
     let mut parts = jwt.split('.');
     let mut part = || -> Value {
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts.next().expect("part")).expect("base64")).expect("json")
@@ -98,7 +103,7 @@ fn claims_of(jwt: &str) -> (Value, Value) {
     (header, part())
 }
 
-async fn userinfo_status(app: &TestApp, token: &str) -> u16 {
+pub(crate) async fn userinfo_status(app: &TestApp, token: &str) -> u16 {
     app.client.get(app.url("/userinfo")).bearer_auth(token).send().await.expect("userinfo").status().as_u16()
 }
 
@@ -209,7 +214,7 @@ async fn discovery_lists_what_is_supported() {
         ("response_types_supported", serde_json::json!(["code"])),
         ("code_challenge_methods_supported", serde_json::json!(["S256"])),
         ("id_token_signing_alg_values_supported", serde_json::json!(["RS256"])),
-        ("grant_types_supported", serde_json::json!(["authorization_code"])),
+        ("grant_types_supported", serde_json::json!(["authorization_code", "refresh_token", "client_credentials"])),
         ("subject_types_supported", serde_json::json!(["public"])),
         ("acr_values_supported", serde_json::json!(["1fa"])),
         (
@@ -618,9 +623,15 @@ async fn userinfo_takes_access_tokens_by_header_or_body_only() {
     latchkey_core::accounts::set_disabled(&app.core, EMAIL, false, &latchkey_core::audit::Actor::Cli)
         .await
         .expect("enable");
-    assert_eq!(userinfo_status(&app, &access).await, 200);
+    assert_eq!(userinfo_status(&app, &access).await, 401, "tokens from before the account was disabled stay dead");
+    // Expired tokens are refused.
+    app.clock.advance(chrono::Duration::seconds(5));
+    let q = code_for(&app, &b, &c, &[]).await;
+    let (_, tokens) = exchange(&app, &c, &q["code"], Some(VERIFIER)).await;
+    let fresh = tokens["access_token"].as_str().expect("access").to_owned();
+    assert_eq!(userinfo_status(&app, &fresh).await, 200);
     app.clock.advance(chrono::Duration::minutes(11));
-    assert_eq!(userinfo_status(&app, &access).await, 401);
+    assert_eq!(userinfo_status(&app, &fresh).await, 401);
 }
 
 #[tokio::test]

@@ -181,8 +181,9 @@ pub async fn set_disabled(core: &Core, email: &str, disabled: bool, actor: &Acto
         .await
         .map_err(not_found("user"))?;
     if disabled {
-        // Revocation fans out: a disabled account keeps no session.
+        // Revocation fans out: a disabled account keeps no session or token.
         core.end_other_sessions(&row.id, None).await?;
+        core.revoke_all_user_tokens(&row.id).await?;
     }
     Ok(row.into())
 }
@@ -207,6 +208,7 @@ pub async fn delete_user(core: &Core, email: &str, actor: &Actor) -> Result<User
         .await
         .map_err(not_found("user"))?;
     core.end_other_sessions(&row.id, None).await?;
+    core.revoke_all_user_tokens(&row.id).await?;
     Ok(row.into())
 }
 

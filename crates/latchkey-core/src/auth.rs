@@ -348,7 +348,15 @@ impl Core {
             .await?;
         let Some((row, first_proof)) = row else { return Ok(VerifyOutcome::Invalid) };
         let dropped = drop_password && first_proof;
-        let ended = if dropped { self.end_other_sessions(&row.id, None).await? } else { 0 };
+        let ended = if dropped {
+            // No pre-registered account survives its real owner: its
+            // sessions and tokens go with the password.
+            let ended = self.end_other_sessions(&row.id, None).await?.len();
+            self.revoke_all_user_tokens(&row.id).await?;
+            ended
+        } else {
+            0
+        };
         self.audit(
             event_ctx(
                 Event::new("email.verified", &Actor::User(row.id.clone())).user(&row.id, &row.email_normalized),
@@ -459,7 +467,8 @@ impl Core {
             })
             .await?;
         let Some(row) = row else { return Ok(None) };
-        let ended = self.end_other_sessions(&row.id, None).await?;
+        let ended = self.end_other_sessions(&row.id, None).await?.len();
+        self.revoke_all_user_tokens(&row.id).await?;
         self.audit(
             event_ctx(
                 Event::new("password.reset", &Actor::User(row.id.clone())).user(&row.id, &row.email_normalized),
@@ -521,7 +530,9 @@ impl Core {
         let uid = row.id.clone();
         self.db.run(move |conn| q::set_password(conn, &uid, &hash, false, now)).await?;
         let (new_id, new_session) = self.rotate_session(session, true).await?;
-        let ended = self.end_other_sessions(&row.id, Some(&new_session.handle)).await?;
+        let sids = self.end_other_sessions(&row.id, Some(&new_session.handle)).await?;
+        self.revoke_session_tokens(&row.id, &sids).await?;
+        let ended = sids.len();
         self.audit(
             event_ctx(
                 Event::new("password.changed", &Actor::User(row.id.clone())).user(&row.id, &row.email_normalized),
@@ -549,7 +560,9 @@ impl Core {
     ) -> Result<usize, CoreError> {
         let user_id = session.record.user_id.clone();
         let ended = if everywhere {
-            self.end_other_sessions(&user_id, Some(&session.handle)).await?
+            let sids = self.end_other_sessions(&user_id, Some(&session.handle)).await?;
+            self.revoke_session_tokens(&user_id, &sids).await?;
+            sids.len()
         } else {
             usize::from(self.end_session(&user_id, &session.handle).await?)
         };

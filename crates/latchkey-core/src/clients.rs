@@ -93,9 +93,6 @@ fn refuse_unbuilt(new: &NewClient) -> Result<(), CoreError> {
     if new.require_mfa {
         return refuse("--require-mfa", "multi-factor authentication");
     }
-    if new.grants.iter().any(|g| g == GRANT_CLIENT_CREDENTIALS) {
-        return refuse("--grant client_credentials", "the client_credentials grant");
-    }
     if let Some(alg) = new.signing_alg.as_deref()
         && (alg == "ES256" || alg == "EdDSA")
     {
@@ -185,6 +182,9 @@ pub async fn create_client(core: &Core, new: NewClient, actor: &Actor) -> Result
     let redirect_uris = check_uris("--redirect-uri", &new.redirect_uris)?;
     if grants.iter().any(|g| g == GRANT_AUTHORIZATION_CODE) && redirect_uris.is_empty() {
         return Err(CoreError::invalid("--redirect-uri", "required with the authorization_code grant"));
+    }
+    if new.public && grants.iter().any(|g| g == GRANT_CLIENT_CREDENTIALS) {
+        return Err(CoreError::invalid("--grant", "a public client cannot use client_credentials (it has no secret)"));
     }
     if grants == [GRANT_REFRESH_TOKEN] {
         return Err(CoreError::invalid("--grant", "refresh_token needs a grant that issues tokens"));
@@ -391,7 +391,6 @@ mod tests {
             NewClient { require_mfa: true, ..base.clone() },
             NewClient { backchannel_logout_uri: Some("https://a.example/bc".into()), ..base.clone() },
             NewClient { post_logout_redirect_uris: vec!["https://a.example/".into()], ..base.clone() },
-            NewClient { grants: vec![GRANT_CLIENT_CREDENTIALS.into()], ..base.clone() },
             NewClient { signing_alg: Some("ES256".into()), ..base.clone() },
             NewClient { signing_alg: Some("EdDSA".into()), ..base.clone() },
         ] {

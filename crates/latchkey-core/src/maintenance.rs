@@ -1,5 +1,6 @@
-//! Scheduled work: sweeping expired store entries (SQL store) and purging
-//! audit events past their retention. Each round takes a lock in the store,
+//! Scheduled work: sweeping expired store entries (SQL store), purging
+//! audit events past their retention, withdrawn keys and spent refresh
+//! tokens. Each round takes a lock in the store,
 //! so with several instances only one does the work.
 
 use std::time::Duration;
@@ -16,6 +17,7 @@ pub struct Round {
     pub swept: usize,
     pub audit_purged: usize,
     pub keys_purged: usize,
+    pub refresh_purged: usize,
 }
 
 /// One round; `None` when another instance holds the lock.
@@ -27,7 +29,8 @@ pub async fn run_once(core: &Core) -> Result<Option<Round>, CoreError> {
         let swept = core.store.sweep().await?;
         let audit_purged = crate::audit::purge_expired(core).await?;
         let keys_purged = core.purge_withdrawn_keys().await?;
-        Ok::<_, CoreError>(Round { swept, audit_purged, keys_purged })
+        let refresh_purged = core.purge_refresh_tokens().await?;
+        Ok::<_, CoreError>(Round { swept, audit_purged, keys_purged, refresh_purged })
     }
     .await;
     if let Err(e) = core.store.unlock(&lock).await {
@@ -44,11 +47,12 @@ pub async fn run_forever(core: Core) {
     loop {
         tick.tick().await;
         match run_once(&core).await {
-            Ok(Some(r)) if r.swept + r.audit_purged + r.keys_purged > 0 => {
+            Ok(Some(r)) if r.swept + r.audit_purged + r.keys_purged + r.refresh_purged > 0 => {
                 tracing::info!(
                     swept = r.swept,
                     audit_purged = r.audit_purged,
                     keys_purged = r.keys_purged,
+                    refresh_purged = r.refresh_purged,
                     "maintenance"
                 )
             }

@@ -49,6 +49,11 @@ pub struct RequestContext {
     pub user_agent: Option<String>,
 }
 
+/// The `sid` of a session recorded before sessions carried one.
+pub fn legacy_sid(handle: &str) -> String {
+    hash_secret(handle)[..22].to_owned()
+}
+
 fn key_for_handle(handle: &str) -> String {
     format!("session:{handle}")
 }
@@ -165,17 +170,20 @@ impl Core {
         Ok(true)
     }
 
-    /// Ends every session of the user except `keep` (a handle); returns how
-    /// many ended.
-    pub async fn end_other_sessions(&self, user_id: &str, keep: Option<&str>) -> Result<usize, CoreError> {
-        let mut ended = 0;
+    /// Ends every session of the user except `keep` (a handle); returns the
+    /// `sid`s of the sessions that ended (for what they cover: tokens).
+    pub async fn end_other_sessions(&self, user_id: &str, keep: Option<&str>) -> Result<Vec<String>, CoreError> {
+        let mut ended = Vec::new();
         for handle in self.store.index_list(&index_for(user_id)).await? {
             if Some(handle.as_str()) == keep {
                 continue;
             }
-            self.store.delete(&key_for_handle(&handle)).await?;
+            if let Some(raw) = self.store.take(&key_for_handle(&handle)).await?
+                && let Ok(record) = serde_json::from_slice::<SessionRecord>(&raw)
+            {
+                ended.push(if record.sid.is_empty() { legacy_sid(&handle) } else { record.sid });
+            }
             self.store.index_remove(&index_for(user_id), &handle).await?;
-            ended += 1;
         }
         Ok(ended)
     }

@@ -100,6 +100,9 @@ struct RawLifetimes {
     authorization_code_secs: Option<u64>,
     access_token_secs: Option<u64>,
     id_token_secs: Option<u64>,
+    refresh_idle_secs: Option<u64>,
+    refresh_absolute_secs: Option<u64>,
+    refresh_reuse_grace_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -225,6 +228,13 @@ pub struct Lifetimes {
     /// Access tokens (RFC 9068 JWTs) and ID tokens.
     pub access_token: Duration,
     pub id_token: Duration,
+    /// A refresh token unused this long expires; a family ends this long
+    /// after its first grant whatever happens.
+    pub refresh_idle: Duration,
+    pub refresh_absolute: Duration,
+    /// A rotated refresh token presented again within this gets the same
+    /// successor; after it, the family is revoked.
+    pub refresh_reuse_grace: Duration,
 }
 
 /// Rate limits (SPEC §5 defaults), counted in the store.
@@ -650,6 +660,12 @@ fn validate_lifetimes(raw: RawLifetimes) -> Result<Lifetimes, ConfigError> {
     if session_idle > session_absolute {
         return Err(ConfigError::new("lifetimes.session_idle_secs", "must not exceed lifetimes.session_absolute_secs"));
     }
+    let refresh_idle = secs("lifetimes.refresh_idle_secs", raw.refresh_idle_secs, 30 * DAY, 3600, 365 * DAY)?;
+    let refresh_absolute =
+        secs("lifetimes.refresh_absolute_secs", raw.refresh_absolute_secs, 90 * DAY, 3600, 2 * 365 * DAY)?;
+    if refresh_idle > refresh_absolute {
+        return Err(ConfigError::new("lifetimes.refresh_idle_secs", "must not exceed lifetimes.refresh_absolute_secs"));
+    }
     Ok(Lifetimes {
         session_idle,
         session_absolute,
@@ -660,6 +676,9 @@ fn validate_lifetimes(raw: RawLifetimes) -> Result<Lifetimes, ConfigError> {
         authorization_code: secs("lifetimes.authorization_code_secs", raw.authorization_code_secs, 60, 10, 600)?,
         access_token: secs("lifetimes.access_token_secs", raw.access_token_secs, 600, 60, DAY)?,
         id_token: secs("lifetimes.id_token_secs", raw.id_token_secs, 600, 60, DAY)?,
+        refresh_idle,
+        refresh_absolute,
+        refresh_reuse_grace: secs("lifetimes.refresh_reuse_grace_secs", raw.refresh_reuse_grace_secs, 10, 0, 60)?,
     })
 }
 

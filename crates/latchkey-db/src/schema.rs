@@ -82,7 +82,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     store_index,
     signing_keys,
     mail_outbox,
-    consents
+    consents,
+    token_families,
+    refresh_tokens
 );
 
 diesel::table! {
@@ -120,3 +122,30 @@ diesel::table! {
 }
 
 diesel::joinable!(consents -> clients (client_id));
+
+diesel::table! {
+    token_families (id) {
+        id -> Text,
+        client_id -> Text,
+        user_id -> Text,
+        scopes -> Text,
+        sid -> Text,
+        auth_time -> Timestamp,
+        amr -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (token_hash) {
+        token_hash -> Text,
+        family_id -> Text,
+        created_at -> Timestamp,
+        idle_expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(refresh_tokens -> token_families (family_id));

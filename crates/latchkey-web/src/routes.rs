@@ -42,5 +42,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(oidc::token_preflight)
         .service(oidc::userinfo_get)
         .service(oidc::userinfo_post)
-        .service(oidc::userinfo_preflight);
+        .service(oidc::userinfo_preflight)
+        .service(oidc::introspect)
+        .service(oidc::revoke)
+        .service(oidc::revoke_preflight);
 }

@@ -16,13 +16,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use url::{Host, Url};
 
-use super::{OAuthError, SCOPE_OPENID, SUPPORTED_SCOPES, param, single_params};
+use super::{OAuthError, SCOPE_OFFLINE_ACCESS, SCOPE_OPENID, SUPPORTED_SCOPES, param, single_params};
 use crate::Core;
-use crate::clients::{Client, GRANT_AUTHORIZATION_CODE, find_client};
+use crate::clients::{Client, GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN, find_client};
 use crate::error::CoreError;
 use crate::sessions::Session;
 use crate::store::hashed_key;
-use crate::tokens::{hash_secret, random_id, random_token};
+use crate::tokens::{random_id, random_token};
 
 /// How long a started flow waits for the user (sign-in, sign-up, consent).
 pub const FLOW_TTL: Duration = Duration::from_secs(30 * 60);
@@ -296,6 +296,13 @@ impl Core {
         if prompt.iter().any(|x| x == "none") && prompt.len() > 1 {
             return Ok(Err(OAuthError::invalid_request("prompt=none cannot be combined with other values")));
         }
+        // offline_access (OIDC Core §11) only where a refresh token can be
+        // given and the user is asked (prompt=consent) or the client is ours.
+        let may_go_offline = client.grant_types.iter().any(|g| g == GRANT_REFRESH_TOKEN)
+            && (client.first_party || prompt.iter().any(|x| x == "consent"));
+        if !may_go_offline {
+            scopes.retain(|s| s != SCOPE_OFFLINE_ACCESS);
+        }
         let max_age = match p("max_age") {
             None => None,
             Some(v) => match v.parse::<u64>() {
@@ -432,7 +439,7 @@ impl Core {
             code_challenge: flow.code_challenge.clone(),
             auth_time: r.auth_time,
             amr: r.amr.clone(),
-            sid: if r.sid.is_empty() { hash_secret(&session.handle)[..22].to_owned() } else { r.sid.clone() },
+            sid: if r.sid.is_empty() { crate::sessions::legacy_sid(&session.handle) } else { r.sid.clone() },
             grant_id: random_id()?,
         };
         let json = serde_json::to_vec(&grant).map_err(|e| CoreError::Internal(e.to_string()))?;

@@ -129,6 +129,7 @@ impl Core {
         if !removed {
             return Ok(false);
         }
+        self.revoke_client_tokens(user_id, client_id).await?;
         let now = self.clock.now().timestamp();
         self.store
             .put(&revoked_key(client_id, user_id), now.to_string().as_bytes(), self.settings.lifetimes.access_token)

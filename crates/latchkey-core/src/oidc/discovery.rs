@@ -13,7 +13,10 @@ use openidconnect::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{ACR_VALUES, AUTHORIZE_PATH, JWKS_PATH, SUPPORTED_CLAIMS, SUPPORTED_SCOPES, TOKEN_PATH, USERINFO_PATH};
+use super::{
+    ACR_VALUES, AUTHORIZE_PATH, INTROSPECTION_PATH, JWKS_PATH, REVOCATION_PATH, SUPPORTED_CLAIMS, SUPPORTED_SCOPES,
+    TOKEN_PATH, USERINFO_PATH,
+};
 use crate::Core;
 use crate::error::CoreError;
 
@@ -21,6 +24,10 @@ use crate::error::CoreError;
 /// openidconnect's type does not carry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExtraMetadata {
+    pub introspection_endpoint: String,
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    pub revocation_endpoint: String,
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
     pub code_challenge_methods_supported: Vec<String>,
     pub authorization_response_iss_parameter_supported: bool,
     pub prompt_values_supported: Vec<String>,
@@ -54,6 +61,14 @@ impl Core {
             vec![CoreSubjectIdentifierType::Public],
             vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256],
             ExtraMetadata {
+                introspection_endpoint: self.endpoint(INTROSPECTION_PATH),
+                introspection_endpoint_auth_methods_supported: strings(&["client_secret_basic", "client_secret_post"]),
+                revocation_endpoint: self.endpoint(REVOCATION_PATH),
+                revocation_endpoint_auth_methods_supported: strings(&[
+                    "client_secret_basic",
+                    "client_secret_post",
+                    "none",
+                ]),
                 code_challenge_methods_supported: strings(&["S256"]),
                 authorization_response_iss_parameter_supported: true,
                 prompt_values_supported: strings(&["none", "login", "consent", "select_account"]),
@@ -63,7 +78,11 @@ impl Core {
         .set_userinfo_endpoint(Some(UserInfoUrl::new(self.endpoint(USERINFO_PATH)).map_err(bad)?))
         .set_scopes_supported(Some(SUPPORTED_SCOPES.iter().map(|s| Scope::new((*s).to_owned())).collect()))
         .set_response_modes_supported(Some(vec![CoreResponseMode::Query]))
-        .set_grant_types_supported(Some(vec![CoreGrantType::AuthorizationCode]))
+        .set_grant_types_supported(Some(vec![
+            CoreGrantType::AuthorizationCode,
+            CoreGrantType::RefreshToken,
+            CoreGrantType::ClientCredentials,
+        ]))
         .set_acr_values_supported(Some(
             ACR_VALUES.iter().map(|a| AuthenticationContextClass::new((*a).to_owned())).collect(),
         ))

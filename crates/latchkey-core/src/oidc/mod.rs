@@ -7,7 +7,9 @@
 pub mod authorize;
 pub mod consent;
 pub mod discovery;
+pub mod introspect;
 pub mod jwt;
+pub mod refresh;
 pub mod token;
 pub mod userinfo;
 
@@ -20,15 +22,18 @@ use crate::error::CoreError;
 /// Where the endpoints live (discovery names them; relying apps read it).
 pub const AUTHORIZE_PATH: &str = "/authorize";
 pub const TOKEN_PATH: &str = "/oauth/token";
+pub const INTROSPECTION_PATH: &str = "/oauth/introspect";
+pub const REVOCATION_PATH: &str = "/oauth/revoke";
 pub const USERINFO_PATH: &str = "/userinfo";
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 
 pub const SCOPE_OPENID: &str = "openid";
 pub const SCOPE_PROFILE: &str = "profile";
 pub const SCOPE_EMAIL: &str = "email";
+pub const SCOPE_OFFLINE_ACCESS: &str = "offline_access";
 /// The scopes this build grants; others in a request are left out of the
 /// grant (RFC 6749 §3.3), and the token response says what was granted.
-pub const SUPPORTED_SCOPES: &[&str] = &[SCOPE_OPENID, SCOPE_PROFILE, SCOPE_EMAIL];
+pub const SUPPORTED_SCOPES: &[&str] = &[SCOPE_OPENID, SCOPE_PROFILE, SCOPE_EMAIL, SCOPE_OFFLINE_ACCESS];
 /// The claims a token or userinfo may carry.
 pub const SUPPORTED_CLAIMS: &[&str] = &[
     "sub",
@@ -161,6 +166,7 @@ pub fn describe_scope(scope: &str) -> Option<&'static str> {
         SCOPE_OPENID => "Know who you are when you sign in",
         SCOPE_PROFILE => "See your name",
         SCOPE_EMAIL => "See your email address and whether it is confirmed",
+        SCOPE_OFFLINE_ACCESS => "Stay connected to your account when you are not using it",
         _ => return None,
     })
 }

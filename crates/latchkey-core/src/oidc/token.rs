@@ -18,12 +18,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::authorize::{CodeGrant, code_key};
-use super::{OAuthError, OAuthFailure, SCOPE_EMAIL, SCOPE_OPENID, SCOPE_PROFILE, acr_for, jwt, param, single_params};
+use super::refresh::NewFamily;
+use super::{
+    OAuthError, OAuthFailure, SCOPE_EMAIL, SCOPE_OFFLINE_ACCESS, SCOPE_OPENID, SCOPE_PROFILE, acr_for, jwt, param,
+    single_params,
+};
 use crate::Core;
 use crate::accounts::User;
 use crate::audit::{Actor, Event};
 use crate::auth::event_ctx;
-use crate::clients::{Client, GRANT_AUTHORIZATION_CODE, find_client};
+use crate::clients::{Client, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN, find_client};
 use crate::error::CoreError;
 use crate::sessions::RequestContext;
 use crate::tokens::{constant_time_eq, random_id, sha256};
@@ -42,6 +46,21 @@ pub type LatchkeyIdToken = IdToken<
     openidconnect::core::CoreJweContentEncryptionAlgorithm,
     CoreJwsSigningAlgorithm,
 >;
+
+/// What a token response is made of.
+pub(crate) struct Issue<'a> {
+    pub client: &'a Client,
+    /// The user's id, or the client's for client_credentials.
+    pub subject: &'a str,
+    pub user: Option<&'a User>,
+    pub scopes: &'a [String],
+    pub nonce: Option<&'a str>,
+    pub auth_time: Option<chrono::DateTime<chrono::Utc>>,
+    pub amr: &'a [String],
+    pub sid: Option<&'a str>,
+    pub grant_id: &'a str,
+    pub refresh_token: Option<String>,
+}
 
 /// How the client proved who it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,16 +155,49 @@ impl Core {
             Err(name) => return Err(OAuthError::invalid_request(format!("{name} is given more than once")).into()),
         };
         let (client, _) = self.authenticate_client(&params, authorization).await?;
-        match param(&params, "grant_type") {
+        let allowed = |g: &str| client.grant_types.iter().any(|x| x == g);
+        let grant_type = param(&params, "grant_type");
+        match grant_type {
             None => Err(OAuthError::invalid_request("grant_type is missing").into()),
-            Some(GRANT_AUTHORIZATION_CODE) => {
-                if !client.grant_types.iter().any(|g| g == GRANT_AUTHORIZATION_CODE) {
-                    return Err(OAuthError::new("unauthorized_client", "this client may not use this grant").into());
-                }
-                self.redeem_code(&client, &params, ctx).await
+            Some(g @ (GRANT_AUTHORIZATION_CODE | GRANT_REFRESH_TOKEN | GRANT_CLIENT_CREDENTIALS)) if !allowed(g) => {
+                Err(OAuthError::new("unauthorized_client", format!("this client may not use the {g} grant")).into())
             }
+            Some(GRANT_AUTHORIZATION_CODE) => self.redeem_code(&client, &params, ctx).await,
+            Some(GRANT_REFRESH_TOKEN) => self.refresh_grant(&client, &params, ctx).await,
+            Some(GRANT_CLIENT_CREDENTIALS) => self.client_credentials_grant(&client, &params).await,
             Some(other) => Err(OAuthError::new("unsupported_grant_type", format!("{other} is not supported")).into()),
         }
+    }
+
+    /// The `client_credentials` grant (RFC 6749 §4.4): a token for the
+    /// client itself. No scope is defined for clients yet, so any asked for
+    /// is refused.
+    async fn client_credentials_grant(
+        &self,
+        client: &Client,
+        params: &Map<String, Value>,
+    ) -> Result<Value, OAuthFailure> {
+        if client.public {
+            return Err(OAuthError::new("unauthorized_client", "a public client cannot use client_credentials").into());
+        }
+        if let Some(scope) = param(params, "scope").and_then(|s| s.split(' ').find(|x| !x.is_empty())) {
+            return Err(OAuthError::new("invalid_scope", format!("{scope} is not available to this client")).into());
+        }
+        let grant_id = random_id().map_err(CoreError::from)?;
+        Ok(self
+            .issue_tokens(Issue {
+                client,
+                subject: &client.client_id,
+                user: None,
+                scopes: &[],
+                nonce: None,
+                auth_time: None,
+                amr: &[],
+                sid: None,
+                grant_id: &grant_id,
+                refresh_token: None,
+            })
+            .await?)
     }
 
     async fn redeem_code(
@@ -205,7 +257,38 @@ impl Core {
         let Some(user) = user.filter(|u| !u.disabled).map(User::from) else {
             return Err(OAuthError::invalid_grant("the user's account is no longer active").into());
         };
-        Ok(self.issue_tokens(client, &user, &grant).await?)
+        let refresh_token = if grant.scopes.iter().any(|s| s == SCOPE_OFFLINE_ACCESS)
+            && client.grant_types.iter().any(|g| g == GRANT_REFRESH_TOKEN)
+        {
+            Some(
+                self.start_family(NewFamily {
+                    id: &grant.grant_id,
+                    client_id: &client.client_id,
+                    user_id: &user.id,
+                    scopes: &grant.scopes,
+                    sid: &grant.sid,
+                    auth_time: grant.auth_time,
+                    amr: &grant.amr,
+                })
+                .await?,
+            )
+        } else {
+            None
+        };
+        Ok(self
+            .issue_tokens(Issue {
+                client,
+                subject: &user.id,
+                user: Some(&user),
+                scopes: &grant.scopes,
+                nonce: grant.nonce.as_deref(),
+                auth_time: Some(grant.auth_time),
+                amr: &grant.amr,
+                sid: Some(&grant.sid),
+                grant_id: &grant.grant_id,
+                refresh_token,
+            })
+            .await?)
     }
 
     /// A code came back a second time: refuse every token it gave.
@@ -219,47 +302,57 @@ impl Core {
         Ok(())
     }
 
-    /// The access token (RFC 9068) and, for `openid`, the ID token.
-    async fn issue_tokens(&self, client: &Client, user: &User, grant: &CodeGrant) -> Result<Value, CoreError> {
+    /// The access token (RFC 9068), for `openid` the ID token, and the
+    /// refresh token when there is one.
+    pub(crate) async fn issue_tokens(&self, i: Issue<'_>) -> Result<Value, CoreError> {
         let key = self.signing_key().await?;
         let now = self.clock.now();
         let at_life = self.settings.lifetimes.access_token;
-        let scope = grant.scopes.join(" ");
-        let acr = acr_for(&grant.amr);
-        let access_claims = json!({
+        let scope = i.scopes.join(" ");
+        let mut access_claims = json!({
             "iss": self.issuer(),
-            "sub": user.id,
+            "sub": i.subject,
             "aud": self.issuer(),
-            "client_id": client.client_id,
-            "scope": scope,
+            "client_id": i.client.client_id,
             "iat": now.timestamp(),
             "exp": now.timestamp() + i64::try_from(at_life.as_secs()).unwrap_or(600),
             "jti": random_id()?,
-            "auth_time": grant.auth_time.timestamp(),
-            "acr": acr,
-            "amr": grant.amr,
-            "sid": grant.sid,
-            "grant_id": grant.grant_id,
+            "grant_id": i.grant_id,
         });
+        if !scope.is_empty() {
+            access_claims["scope"] = json!(scope);
+        }
+        if let Some(t) = i.auth_time {
+            access_claims["auth_time"] = json!(t.timestamp());
+            access_claims["acr"] = json!(acr_for(i.amr));
+            access_claims["amr"] = json!(i.amr);
+        }
+        if let Some(sid) = i.sid {
+            access_claims["sid"] = json!(sid);
+        }
         let access_token = jwt::sign(&key, jwt::ACCESS_TOKEN_TYP, &access_claims)?;
         let mut body = json!({
             "access_token": access_token,
             "token_type": "Bearer",
             "expires_in": at_life.as_secs(),
-            "scope": scope,
         });
-        if grant.scopes.iter().any(|s| s == SCOPE_OPENID) {
-            let id_token = self.id_token(client, user, grant, &key, &AccessToken::new(access_token))?;
+        if !scope.is_empty() {
+            body["scope"] = json!(scope);
+        }
+        if let (Some(user), true) = (i.user, i.scopes.iter().any(|s| s == SCOPE_OPENID)) {
+            let id_token = self.id_token(&i, user, &key, &AccessToken::new(access_token))?;
             body["id_token"] = json!(id_token);
+        }
+        if let Some(r) = i.refresh_token {
+            body["refresh_token"] = json!(r);
         }
         Ok(body)
     }
 
     fn id_token(
         &self,
-        client: &Client,
+        i: &Issue<'_>,
         user: &User,
-        grant: &CodeGrant,
         key: &crate::signing::AwsLcRsaKey,
         access_token: &AccessToken,
     ) -> Result<String, CoreError> {
@@ -267,12 +360,15 @@ impl Core {
         let internal = |e: String| CoreError::Internal(format!("ID token: {e}"));
         let issuer = IssuerUrl::new(self.issuer().to_owned()).map_err(|e| internal(e.to_string()))?;
         let mut standard = StandardClaims::new(SubjectIdentifier::new(user.id.clone()));
-        if grant.scopes.iter().any(|s| s == SCOPE_PROFILE)
+        if i.scopes.iter().any(|s| s == SCOPE_PROFILE)
             && let Some(name) = &user.name
         {
             standard = standard.set_name(Some(LocalizedClaim::from(EndUserName::new(name.clone()))));
         }
-        if grant.scopes.iter().any(|s| s == SCOPE_EMAIL) {
+        if i.scopes.iter().any(|s| s == SCOPE_PROFILE) {
+            standard = standard.set_updated_at(Some(user.updated_at));
+        }
+        if i.scopes.iter().any(|s| s == SCOPE_EMAIL) {
             standard = standard
                 .set_email(Some(EndUserEmail::new(user.email.clone())))
                 .set_email_verified(Some(user.email_verified));
@@ -280,17 +376,17 @@ impl Core {
         let exp = now + chrono::Duration::from_std(self.settings.lifetimes.id_token).unwrap_or_default();
         let claims = IdTokenClaims::new(
             issuer,
-            vec![Audience::new(client.client_id.clone())],
+            vec![Audience::new(i.client.client_id.clone())],
             exp,
             now,
             standard,
-            SessionClaims { sid: Some(grant.sid.clone()) },
+            SessionClaims { sid: i.sid.map(str::to_owned) },
         )
-        .set_auth_time(Some(grant.auth_time))
-        .set_nonce(grant.nonce.clone().map(Nonce::new))
-        .set_auth_context_ref(Some(AuthenticationContextClass::new(acr_for(&grant.amr).to_owned())))
-        .set_auth_method_refs(Some(grant.amr.iter().cloned().map(AuthenticationMethodReference::new).collect()))
-        .set_authorized_party(Some(ClientId::new(client.client_id.clone())));
+        .set_auth_time(i.auth_time)
+        .set_nonce(i.nonce.map(|n| Nonce::new(n.to_owned())))
+        .set_auth_context_ref(Some(AuthenticationContextClass::new(acr_for(i.amr).to_owned())))
+        .set_auth_method_refs(Some(i.amr.iter().cloned().map(AuthenticationMethodReference::new).collect()))
+        .set_authorized_party(Some(ClientId::new(i.client.client_id.clone())));
         let token =
             LatchkeyIdToken::new(claims, key, CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, Some(access_token), None)
                 .map_err(|e| internal(e.to_string()))?;

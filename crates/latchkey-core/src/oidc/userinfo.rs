@@ -7,6 +7,7 @@
 use serde_json::Value;
 
 use super::jwt::ACCESS_TOKEN_TYP;
+use super::refresh::{jti_revoked_key, sid_revoked_key, user_revoked_key};
 use super::token::grant_revoked_key;
 use super::{SCOPE_OPENID, user_claims};
 use crate::Core;
@@ -80,6 +81,24 @@ impl Core {
             return Ok(Err(InvalidToken("the token has been revoked")));
         }
         if self.consent_revoked_at(&claims.client_id, &claims.subject).await?.is_some_and(|at| iat <= at) {
+            return Ok(Err(InvalidToken("the token has been revoked")));
+        }
+        if let Some(jti) = &claims.jti
+            && self.store.get(&jti_revoked_key(jti)).await?.is_some()
+        {
+            return Ok(Err(InvalidToken("the token has been revoked")));
+        }
+        let user_revoked = self.store.get(&user_revoked_key(&claims.subject)).await?;
+        if user_revoked
+            .and_then(|v| String::from_utf8(v).ok())
+            .and_then(|v| v.parse::<i64>().ok())
+            .is_some_and(|at| iat <= at)
+        {
+            return Ok(Err(InvalidToken("the token has been revoked")));
+        }
+        if let Some(sid) = v.claim_str("sid")
+            && self.store.get(&sid_revoked_key(sid)).await?.is_some()
+        {
             return Ok(Err(InvalidToken("the token has been revoked")));
         }
         Ok(Ok(claims))

@@ -404,3 +404,44 @@ pub async fn userinfo_get(req: HttpRequest, core: Data<Core>) -> HttpResponse {
 pub async fn userinfo_post(req: HttpRequest, core: Data<Core>, body: Bytes) -> HttpResponse {
     userinfo(req, core, body).await
 }
+
+// ---------------------------------------------------------------- introspection, revocation
+
+fn authorization_header(req: &HttpRequest) -> Option<&str> {
+    req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+}
+
+/// RFC 7662: for resource servers (confidential clients), never browsers,
+/// so no CORS.
+#[post("/oauth/introspect")]
+pub async fn introspect(req: HttpRequest, core: Data<Core>, body: Bytes) -> HttpResponse {
+    if !is_form(&req) {
+        return oauth_error(&OAuthError::invalid_request("the body must be application/x-www-form-urlencoded"));
+    }
+    match core.introspect(query_pairs(&body), authorization_header(&req)).await {
+        Ok(answer) => no_store(HttpResponse::Ok()).json(answer),
+        Err(OAuthFailure::Protocol(e)) => oauth_error(&e),
+        Err(OAuthFailure::Core(e)) => server_error(&e),
+    }
+}
+
+/// RFC 7009: 200 whether or not the token was known.
+#[post("/oauth/revoke")]
+pub async fn revoke(req: HttpRequest, core: Data<Core>, body: Bytes) -> HttpResponse {
+    let mut res = if !is_form(&req) {
+        oauth_error(&OAuthError::invalid_request("the body must be application/x-www-form-urlencoded"))
+    } else {
+        match core.revoke_token(query_pairs(&body), authorization_header(&req), &browser::context(&req)).await {
+            Ok(()) => no_store(HttpResponse::Ok()).finish(),
+            Err(OAuthFailure::Protocol(e)) => oauth_error(&e),
+            Err(OAuthFailure::Core(e)) => server_error(&e),
+        }
+    };
+    cors(&req, &core, &mut res).await;
+    res
+}
+
+#[options("/oauth/revoke")]
+pub async fn revoke_preflight(req: HttpRequest, core: Data<Core>) -> HttpResponse {
+    preflight(req, core).await
+}
