@@ -379,6 +379,9 @@ async fn password_reset_disable_and_delete_end_every_token() {
     let t = offline_tokens(&g.app, &g.b, &g.c).await;
     let t2 = offline_tokens(&g.app, &g.b, &g.other).await;
     assert_eq!(g.alive(&g.c, &t).await, (true, true));
+    // Another user's grant, which none of this touches.
+    g.app.user("grace@example.com", STRONG_PASSWORD, true).await;
+    let grace = offline_tokens_for(&g, "grace@example.com", STRONG_PASSWORD).await;
     // A password reset (through the mail link).
     let reset_browser = Browser::new(&g.app);
     let p = reset_browser.submit("/password/forgot", "/password/forgot", &[("email", EMAIL)]).await;
@@ -397,6 +400,7 @@ async fn password_reset_disable_and_delete_end_every_token() {
     assert_eq!(p.status, 303, "{}", p.body);
     assert_eq!(g.alive(&g.c, &t).await, (false, false));
     assert_eq!(g.alive(&g.other, &t2).await, (false, false));
+    assert_eq!(g.alive(&g.c, &grace).await, (true, true), "another user's tokens live on");
 
     // Disabled: refused at refresh, userinfo and introspection.
     g.app.clock.advance(chrono::Duration::seconds(2));
@@ -412,9 +416,14 @@ async fn password_reset_disable_and_delete_end_every_token() {
     let t = offline_tokens_with(&g, "fresh copper lighthouse 42").await;
     latchkey_core::accounts::delete_user(&g.app.core, EMAIL, &Actor::Cli).await.expect("delete");
     assert_eq!(g.alive(&g.c, &t).await, (false, false));
+    assert_eq!(g.alive(&g.c, &grace).await, (true, true), "another user's tokens live on");
 }
 
 async fn offline_tokens_with(g: &Grants, password: &str) -> Value {
+    offline_tokens_for(g, EMAIL, password).await
+}
+
+async fn offline_tokens_for(g: &Grants, email: &str, password: &str) -> Value {
     let url = crate::oidc::auth_url(
         &g.app,
         &[
@@ -426,7 +435,7 @@ async fn offline_tokens_with(g: &Grants, password: &str) -> Value {
             ("code_challenge_method", "S256"),
         ],
     );
-    let redirect = Browser::new(&g.app).authorize(&g.app, &url, EMAIL, password).await;
+    let redirect = Browser::new(&g.app).authorize(&g.app, &url, email, password).await;
     let q = latchkey_testkit::query_of(&redirect);
     let (st, t) = exchange(&g.app, &g.c, &q["code"], Some(VERIFIER)).await;
     assert_eq!(st, 200, "{t}");
@@ -464,5 +473,4 @@ async fn sign_out_everywhere_ends_the_other_sessions_tokens() {
     assert_eq!(userinfo_status(&app, &s(&t_elsewhere, "access_token")).await, 401);
     assert_eq!(userinfo_status(&app, &s(&t_here, "access_token")).await, 200, "this session's tokens stay");
     assert_eq!(refresh(&app, &c, &s(&t_here, "refresh_token"), None).await.0, 200);
-    let _ = STRONG_PASSWORD;
 }
