@@ -219,8 +219,8 @@ fn bad_client_input_is_refused_and_nothing_is_stored() {
             "not available",
         ),
         (
-            vec!["--redirect-uri", "https://a.example/cb", "--post-logout-redirect-uri", "https://a.example/"],
-            "not available",
+            vec!["--redirect-uri", "https://a.example/cb", "--post-logout-redirect-uri", "http://a.example/out"],
+            "--post-logout-redirect-uri",
         ),
     ] {
         let mut args = vec!["client", "create", "--name", "x"];

@@ -8,6 +8,7 @@ mod config;
 mod headers;
 mod health;
 mod keys;
+mod logout;
 mod metrics;
 mod oidc;
 mod serve;

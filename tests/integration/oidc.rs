@@ -37,7 +37,9 @@ pub(crate) async fn setup() -> (TestApp, Browser) {
 /// An authorization URL built by hand (for the cases a relying library
 /// would not send).
 pub(crate) fn auth_url(app: &TestApp, params: &[(&str, &str)]) -> String {
-    let mut s = url::form_urlencoded::Serializer::new(format!("{}/authorize?", app.public_url));
+    let base = format!("{}/authorize?", app.public_url);
+    let start = base.len();
+    let mut s = url::form_urlencoded::Serializer::for_suffix(base, start);
     for (k, v) in params {
         s.append_pair(k, v);
     }

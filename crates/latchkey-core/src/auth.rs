@@ -63,6 +63,15 @@ const VERIFY: &str = "verify";
 const RESET: &str = "reset";
 const DEVICE: &str = "device";
 
+/// The session's `sid` (the one tokens carry).
+pub fn session_sid(session: &Session) -> String {
+    if session.record.sid.is_empty() {
+        crate::sessions::legacy_sid(&session.handle)
+    } else {
+        session.record.sid.clone()
+    }
+}
+
 pub(crate) fn event_ctx<'a>(e: Event<'a>, ctx: &'a RequestContext) -> Event<'a> {
     let mut e = e;
     e.client_addr = ctx.ip.as_deref();
@@ -564,7 +573,10 @@ impl Core {
             self.revoke_session_tokens(&user_id, &sids).await?;
             sids.len()
         } else {
-            usize::from(self.end_session(&user_id, &session.handle).await?)
+            // What this session was given ends with it.
+            let ended = self.end_session(&user_id, &session.handle).await?;
+            self.revoke_session_tokens(&user_id, &[session_sid(session)]).await?;
+            usize::from(ended)
         };
         let kind = if everywhere { "logout.everywhere" } else { "logout" };
         self.audit(
@@ -587,7 +599,11 @@ impl Core {
         if handle == session.handle {
             return Ok(false);
         }
+        let sid = self.session_sid(&user_id, handle).await?;
         let ended = self.end_session(&user_id, handle).await?;
+        if let Some(sid) = sid.filter(|_| ended) {
+            self.revoke_session_tokens(&user_id, &[sid]).await?;
+        }
         if ended {
             self.audit(
                 event_ctx(Event::new("session.revoked", &Actor::User(user_id.clone())), ctx).with_user_id(&user_id),

@@ -84,9 +84,6 @@ pub struct CreatedClient {
 fn refuse_unbuilt(new: &NewClient) -> Result<(), CoreError> {
     let refuse =
         |flag: &str, what: &str| Err(CoreError::NotBuilt(format!("{flag}: not available in this build yet ({what})")));
-    if !new.post_logout_redirect_uris.is_empty() {
-        return refuse("--post-logout-redirect-uri", "RP-initiated logout");
-    }
     if new.backchannel_logout_uri.is_some() {
         return refuse("--backchannel-logout-uri", "back-channel logout");
     }
@@ -390,7 +387,6 @@ mod tests {
         for c in [
             NewClient { require_mfa: true, ..base.clone() },
             NewClient { backchannel_logout_uri: Some("https://a.example/bc".into()), ..base.clone() },
-            NewClient { post_logout_redirect_uris: vec!["https://a.example/".into()], ..base.clone() },
             NewClient { signing_alg: Some("ES256".into()), ..base.clone() },
             NewClient { signing_alg: Some("EdDSA".into()), ..base.clone() },
         ] {

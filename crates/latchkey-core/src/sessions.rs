@@ -159,6 +159,15 @@ impl Core {
         Ok(out)
     }
 
+    /// The `sid` of one of the user's live sessions, by its handle.
+    pub async fn session_sid(&self, user_id: &str, handle: &str) -> Result<Option<String>, CoreError> {
+        let Some(raw) = self.store.get(&key_for_handle(handle)).await? else { return Ok(None) };
+        Ok(serde_json::from_slice::<SessionRecord>(&raw)
+            .ok()
+            .filter(|r| r.user_id == user_id)
+            .map(|r| if r.sid.is_empty() { legacy_sid(handle) } else { r.sid }))
+    }
+
     /// Ends one of the user's sessions by its handle; false if the handle is
     /// not one of theirs (another user's handle changes nothing).
     pub async fn end_session(&self, user_id: &str, handle: &str) -> Result<bool, CoreError> {

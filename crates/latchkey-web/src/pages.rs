@@ -49,6 +49,12 @@ pub struct Message {
 pub struct Logout {
     pub csrf: String,
     pub email: String,
+    /// The app that asked to sign the user out, if known.
+    pub app: Option<String>,
+    /// Carried to the POST when the app's request is valid (else empty).
+    pub client_id: String,
+    pub post_logout_redirect_uri: String,
+    pub state: String,
 }
 
 #[derive(Template)]

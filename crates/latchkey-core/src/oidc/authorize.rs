@@ -439,7 +439,7 @@ impl Core {
             code_challenge: flow.code_challenge.clone(),
             auth_time: r.auth_time,
             amr: r.amr.clone(),
-            sid: if r.sid.is_empty() { crate::sessions::legacy_sid(&session.handle) } else { r.sid.clone() },
+            sid: crate::auth::session_sid(session),
             grant_id: random_id()?,
         };
         let json = serde_json::to_vec(&grant).map_err(|e| CoreError::Internal(e.to_string()))?;

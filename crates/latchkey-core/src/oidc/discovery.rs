@@ -14,8 +14,8 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ACR_VALUES, AUTHORIZE_PATH, INTROSPECTION_PATH, JWKS_PATH, REVOCATION_PATH, SUPPORTED_CLAIMS, SUPPORTED_SCOPES,
-    TOKEN_PATH, USERINFO_PATH,
+    ACR_VALUES, AUTHORIZE_PATH, END_SESSION_PATH, INTROSPECTION_PATH, JWKS_PATH, REVOCATION_PATH, SUPPORTED_CLAIMS,
+    SUPPORTED_SCOPES, TOKEN_PATH, USERINFO_PATH,
 };
 use crate::Core;
 use crate::error::CoreError;
@@ -24,6 +24,7 @@ use crate::error::CoreError;
 /// openidconnect's type does not carry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExtraMetadata {
+    pub end_session_endpoint: String,
     pub introspection_endpoint: String,
     pub introspection_endpoint_auth_methods_supported: Vec<String>,
     pub revocation_endpoint: String,
@@ -61,6 +62,7 @@ impl Core {
             vec![CoreSubjectIdentifierType::Public],
             vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256],
             ExtraMetadata {
+                end_session_endpoint: self.endpoint(END_SESSION_PATH),
                 introspection_endpoint: self.endpoint(INTROSPECTION_PATH),
                 introspection_endpoint_auth_methods_supported: strings(&["client_secret_basic", "client_secret_post"]),
                 revocation_endpoint: self.endpoint(REVOCATION_PATH),

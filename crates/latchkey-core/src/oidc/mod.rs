@@ -9,6 +9,7 @@ pub mod consent;
 pub mod discovery;
 pub mod introspect;
 pub mod jwt;
+pub mod logout;
 pub mod refresh;
 pub mod token;
 pub mod userinfo;
@@ -25,6 +26,8 @@ pub const TOKEN_PATH: &str = "/oauth/token";
 pub const INTROSPECTION_PATH: &str = "/oauth/introspect";
 pub const REVOCATION_PATH: &str = "/oauth/revoke";
 pub const USERINFO_PATH: &str = "/userinfo";
+/// RP-initiated logout lands on the sign-out page (SPEC §4).
+pub const END_SESSION_PATH: &str = "/logout";
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 
 pub const SCOPE_OPENID: &str = "openid";

@@ -204,7 +204,9 @@ pub async fn signup(req: HttpRequest, core: Data<Core>, form: Form<SignupForm>) 
             let sign_in = if next == "/account" {
                 "/login".to_owned()
             } else {
-                url::form_urlencoded::Serializer::new("/login?".to_owned()).append_pair("next", &next).finish()
+                url::form_urlencoded::Serializer::for_suffix("/login?".to_owned(), 7)
+                    .append_pair("next", &next)
+                    .finish()
             };
             pages::message_with_email(
                 StatusCode::OK,
@@ -231,48 +233,109 @@ pub async fn signup(req: HttpRequest, core: Data<Core>, form: Form<SignupForm>) 
 
 // ---------------------------------------------------------------- sign out
 
+/// GET /logout: our own sign-out link, and the end-session endpoint of
+/// RP-initiated logout (`id_token_hint`, `post_logout_redirect_uri`,
+/// `state`, `client_id`, `logout_hint`). With a valid hint of the signed-in
+/// user the session ends at once; otherwise the user confirms.
 #[get("/logout")]
 pub async fn logout_form(req: HttpRequest, core: Data<Core>) -> HttpResponse {
+    let pairs: Vec<(String, String)> =
+        url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect();
+    let end = match core.end_session_request(pairs).await {
+        Ok(e) => e,
+        Err(e) => return pages::error_page(&e),
+    };
     let session = match browser::current_session(&req, &core).await {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            return pages::message(
+        Ok(s) => s,
+        Err(e) => return pages::error_page(&e),
+    };
+    let Some(session) = session else {
+        return match end.redirect() {
+            Some(url) => see_other(HttpResponse::build(StatusCode::SEE_OTHER), &url),
+            None => pages::message(
                 StatusCode::OK,
                 "You are signed out",
                 "You are not signed in on this device.",
                 false,
                 Some(("/login", "Sign in")),
-            );
-        }
-        Err(e) => return pages::error_page(&e),
+            ),
+        };
     };
+    if end.hint_subject.as_deref() == Some(session.record.user_id.as_str()) {
+        return sign_out_and_leave(&req, &core, &session, &end).await;
+    }
     let email = match core.session_user(&session).await {
         Ok(Some(u)) => u.email,
         Ok(None) => String::new(),
         Err(e) => return pages::error_page(&e),
     };
-    pages::form_page(&req, &core, StatusCode::OK, |csrf| pages::Logout { csrf, email })
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct CsrfOnly {
-    csrf: String,
-}
-
-#[post("/logout")]
-pub async fn logout(req: HttpRequest, core: Data<Core>, form: Form<CsrfOnly>) -> HttpResponse {
-    if !browser::csrf_ok(&req, &core, &form.csrf) {
-        return pages::csrf_refused();
+    let mut res = pages::form_page(&req, &core, StatusCode::OK, |csrf| pages::Logout {
+        csrf,
+        email,
+        app: end.client_name.clone(),
+        client_id: end.client_id.clone().unwrap_or_default(),
+        post_logout_redirect_uri: end.post_logout_redirect_uri.clone().unwrap_or_default(),
+        state: end.state.clone().unwrap_or_default(),
+    });
+    if let Some(uri) = &end.post_logout_redirect_uri {
+        crate::middleware::allow_form_redirect_to(&mut res, uri);
     }
-    if let Ok(Some(session)) = browser::current_session(&req, &core).await
-        && let Err(e) = core.sign_out(&session, false, &browser::context(&req)).await
-    {
+    res
+}
+
+async fn sign_out_and_leave(
+    req: &HttpRequest,
+    core: &Core,
+    session: &latchkey_core::sessions::Session,
+    end: &latchkey_core::oidc::logout::EndSession,
+) -> HttpResponse {
+    if let Err(e) = core.sign_out(session, false, &browser::context(req)).await {
         return pages::error_page(&e);
     }
     let mut builder = HttpResponse::build(StatusCode::SEE_OTHER);
-    builder.cookie(browser::removal(&core, SESSION));
-    see_other(builder, "/login?notice=signed-out")
+    builder.cookie(browser::removal(core, SESSION));
+    see_other(builder, &end.redirect().unwrap_or_else(|| "/login?notice=signed-out".to_owned()))
+}
+
+/// POST /logout: our confirmation form (with CSRF), or an RP posting an
+/// end-session request, which arrives without our SameSite cookie and so
+/// continues as a GET.
+#[post("/logout")]
+pub async fn logout(req: HttpRequest, core: Data<Core>, body: actix_web::web::Bytes) -> HttpResponse {
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let field = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let Some(csrf) = field("csrf") else {
+        let mut query = url::form_urlencoded::Serializer::for_suffix(String::from("/logout?"), 8);
+        for (k, v) in pairs.iter().filter(|(k, _)| {
+            ["id_token_hint", "post_logout_redirect_uri", "state", "client_id", "logout_hint", "ui_locales"]
+                .contains(&k.as_str())
+        }) {
+            query.append_pair(k, v);
+        }
+        return see_other(HttpResponse::build(StatusCode::SEE_OTHER), &query.finish());
+    };
+    if !browser::csrf_ok(&req, &core, csrf) {
+        return pages::csrf_refused();
+    }
+    // The confirmation form carries the client's request on; check it again.
+    let carried: Vec<(String, String)> = pairs
+        .iter()
+        .filter(|(k, v)| ["post_logout_redirect_uri", "state", "client_id"].contains(&k.as_str()) && !v.is_empty())
+        .cloned()
+        .collect();
+    let end = match core.end_session_request(carried).await {
+        Ok(e) => e,
+        Err(e) => return pages::error_page(&e),
+    };
+    match browser::current_session(&req, &core).await {
+        Ok(Some(session)) => sign_out_and_leave(&req, &core, &session, &end).await,
+        Ok(None) => {
+            let mut builder = HttpResponse::build(StatusCode::SEE_OTHER);
+            builder.cookie(browser::removal(&core, SESSION));
+            see_other(builder, &end.redirect().unwrap_or_else(|| "/login?notice=signed-out".to_owned()))
+        }
+        Err(e) => pages::error_page(&e),
+    }
 }
 
 // ---------------------------------------------------------------- email verification

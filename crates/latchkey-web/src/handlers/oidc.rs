@@ -137,7 +137,7 @@ fn step_response(flow_id: &str, step: Step) -> HttpResponse {
         Step::Redirect(url) => redirect(&url),
         Step::Consent => redirect(&format!("/consent?flow={flow_id}")),
         Step::Login { again, login_hint, select_account } => {
-            let mut url = url::form_urlencoded::Serializer::new(String::from("/login?"));
+            let mut url = url::form_urlencoded::Serializer::for_suffix(String::from("/login?"), 7);
             url.append_pair("next", &continue_path(flow_id));
             if select_account {
                 url.append_pair("notice", "choose-account");
