@@ -8,8 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use latchkey_testkit::{Browser, REDIRECT_URI, TestApp, TestClient, query_of};
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreIdTokenClaims, CoreJwsSigningAlgorithm, CoreProviderMetadata,
-    CoreUserInfoClaims,
+    CoreAuthenticationFlow, CoreClient, CoreIdTokenClaims, CoreProviderMetadata, CoreUserInfoClaims,
 };
 use openidconnect::{
     AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
@@ -111,9 +110,27 @@ pub(crate) async fn userinfo_status(app: &TestApp, token: &str) -> u16 {
 
 // ---------------------------------------------------------------- the RP library
 
-async fn rp_flow(public: bool) {
+async fn rp_flow(public: bool, alg: &str) {
     let (app, b) = setup().await;
-    let tc = app.client("Notes", public, false).await;
+    let created = latchkey_core::clients::create_client(
+        &app.core,
+        latchkey_core::clients::NewClient {
+            name: "Notes".into(),
+            redirect_uris: vec![REDIRECT_URI.into()],
+            public,
+            signing_alg: Some(alg.to_owned()),
+            ..Default::default()
+        },
+        &latchkey_core::audit::Actor::Cli,
+    )
+    .await
+    .expect("client");
+    let tc = TestClient {
+        client_id: created.client.client_id,
+        secret: created.client_secret,
+        redirect_uri: REDIRECT_URI.into(),
+    };
+    let jws = latchkey_core::signing::Alg::parse(alg).expect("alg").jws();
     let metadata =
         CoreProviderMetadata::discover_async(IssuerUrl::new(app.public_url.clone()).expect("issuer"), &http())
             .await
@@ -149,7 +166,10 @@ async fn rp_flow(public: bool) {
     let id_token = tokens.id_token().expect("an ID token");
     // The app runs on a test clock; the verifier reads the same one.
     let clock = app.clock.clone();
-    let verifier = client.id_token_verifier().set_time_fn(move || latchkey_core::Clock::now(&*clock));
+    let verifier = client
+        .id_token_verifier()
+        .set_allowed_algs(vec![jws.clone()])
+        .set_time_fn(move || latchkey_core::Clock::now(&*clock));
     let claims: &CoreIdTokenClaims = id_token.claims(&verifier, &nonce).expect("the ID token verifies");
     let user = latchkey_core::accounts::find_by_email(&app.core, EMAIL).await.expect("db").expect("user");
     assert_eq!(claims.subject().as_str(), user.id);
@@ -168,7 +188,7 @@ async fn rp_flow(public: bool) {
     )
     .expect("hash");
     assert_eq!(claims.access_token_hash(), Some(&at_hash));
-    assert_eq!(id_token.signing_alg().ok(), Some(&CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256));
+    assert_eq!(id_token.signing_alg().ok(), Some(&jws));
     let (header, raw_claims) = claims_of(&id_token.to_string());
     let jwks: Value = app.get("/.well-known/jwks.json").await.json().await.expect("jwks");
     assert!(jwks["keys"].as_array().expect("keys").iter().any(|k| k["kid"] == header["kid"]), "kid is published");
@@ -194,12 +214,22 @@ async fn rp_flow(public: bool) {
 
 #[tokio::test]
 async fn openidconnect_completes_code_and_pkce_with_a_confidential_client() {
-    rp_flow(false).await;
+    rp_flow(false, "RS256").await;
+}
+
+#[tokio::test]
+async fn es256_id_tokens_verify_with_openidconnect() {
+    rp_flow(false, "ES256").await;
+}
+
+#[tokio::test]
+async fn eddsa_id_tokens_verify_with_openidconnect() {
+    rp_flow(true, "EdDSA").await;
 }
 
 #[tokio::test]
 async fn openidconnect_completes_code_and_pkce_with_a_public_client() {
-    rp_flow(true).await;
+    rp_flow(true, "RS256").await;
 }
 
 // ---------------------------------------------------------------- discovery
@@ -215,7 +245,7 @@ async fn discovery_lists_what_is_supported() {
     for (field, want) in [
         ("response_types_supported", serde_json::json!(["code"])),
         ("code_challenge_methods_supported", serde_json::json!(["S256"])),
-        ("id_token_signing_alg_values_supported", serde_json::json!(["RS256"])),
+        ("id_token_signing_alg_values_supported", serde_json::json!(["RS256", "ES256", "EdDSA"])),
         ("grant_types_supported", serde_json::json!(["authorization_code", "refresh_token", "client_credentials"])),
         ("subject_types_supported", serde_json::json!(["public"])),
         ("acr_values_supported", serde_json::json!(["1fa"])),

@@ -24,11 +24,12 @@ async fn offline_tokens(app: &TestApp, b: &Browser, c: &TestClient) -> Value {
 /// POST to a token-family endpoint with the client's credentials (Basic).
 async fn post(app: &TestApp, path: &str, c: &TestClient, form: &[(&str, &str)]) -> (u16, Value) {
     let mut req = app.client.post(app.url(path));
+    let mut form: Vec<(&str, &str)> = form.to_vec();
     match &c.secret {
         Some(s) => req = req.basic_auth(&c.client_id, Some(s)),
-        None => req = req.query(&[("client_id", &c.client_id)]),
+        None => form.push(("client_id", &c.client_id)),
     }
-    let resp = req.form(form).send().await.expect("answer");
+    let resp = req.form(&form).send().await.expect("answer");
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
 }
@@ -473,4 +474,44 @@ async fn sign_out_everywhere_ends_the_other_sessions_tokens() {
     assert_eq!(userinfo_status(&app, &s(&t_elsewhere, "access_token")).await, 401);
     assert_eq!(userinfo_status(&app, &s(&t_here, "access_token")).await, 200, "this session's tokens stay");
     assert_eq!(refresh(&app, &c, &s(&t_here, "refresh_token"), None).await.0, 200);
+}
+
+#[tokio::test]
+async fn public_clients_refresh_and_revoke_but_cannot_introspect() {
+    let (app, b) = setup().await;
+    let public = app.client("Mobile", true, true).await;
+    let t = offline_tokens(&app, &b, &public).await;
+    let (st, r) = refresh(&app, &public, &s(&t, "refresh_token"), None).await;
+    assert_eq!(st, 200, "{r}");
+    let (st, e) = post(&app, "/oauth/introspect", &public, &[("token", &s(&r, "access_token"))]).await;
+    assert_eq!((st, e["error"].as_str()), (401, Some("invalid_client")));
+    // Revoking the first (already rotated) token still ends the family.
+    assert_eq!(post(&app, "/oauth/revoke", &public, &[("token", &s(&t, "refresh_token"))]).await.0, 200);
+    assert_eq!(refresh(&app, &public, &s(&r, "refresh_token"), None).await.0, 400);
+    assert_eq!(userinfo_status(&app, &s(&r, "access_token")).await, 401);
+}
+
+#[tokio::test]
+async fn a_replayed_code_also_ends_the_refresh_token_it_gave() {
+    let (app, b) = setup().await;
+    let c = app.client("Own app", false, true).await;
+    let q = code_for(&app, &b, &c, &[("scope", "openid offline_access")]).await;
+    let (_, t) = exchange(&app, &c, &q["code"], Some(VERIFIER)).await;
+    assert_eq!(exchange(&app, &c, &q["code"], Some(VERIFIER)).await.0, 400);
+    assert_eq!(refresh(&app, &c, &s(&t, "refresh_token"), None).await.0, 400);
+    assert_eq!(userinfo_status(&app, &s(&t, "access_token")).await, 401);
+}
+
+#[tokio::test]
+async fn a_deleted_clients_tokens_stop_working() {
+    let (app, b) = setup().await;
+    let c = app.client("Own app", false, true).await;
+    let t = offline_tokens(&app, &b, &c).await;
+    latchkey_core::clients::delete_client(&app.core, &c.client_id, &Actor::Cli).await.expect("delete");
+    // Every instance notices within its registry refresh (a few seconds).
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while userinfo_status(&app, &s(&t, "access_token")).await != 401 {
+        assert!(std::time::Instant::now() < until, "the deleted client's token still works");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }

@@ -90,11 +90,6 @@ fn refuse_unbuilt(new: &NewClient) -> Result<(), CoreError> {
     if new.require_mfa {
         return refuse("--require-mfa", "multi-factor authentication");
     }
-    if let Some(alg) = new.signing_alg.as_deref()
-        && (alg == "ES256" || alg == "EdDSA")
-    {
-        return refuse("--signing-alg", &format!("signing with {alg}"));
-    }
     Ok(())
 }
 
@@ -225,6 +220,10 @@ pub async fn create_client(core: &Core, new: NewClient, actor: &Actor) -> Result
             })
         })
         .await?;
+    // Its algorithm gets a key now, before any token needs one.
+    if let Some(alg) = crate::signing::Alg::parse(&saved.signing_alg) {
+        core.ensure_key_for(alg).await?;
+    }
     Ok(CreatedClient { client: saved.into(), client_secret: secret })
 }
 
@@ -307,11 +306,20 @@ pub async fn verify_secret(core: &Core, id: &str, presented: &str) -> Result<boo
 /// How long an instance trusts its list of redirect-URI origins.
 const ORIGINS_FRESH: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The origins of every registered redirect URI: the only origins that may
-/// call the token and userinfo endpoints from a browser (CORS, SPEC §5).
+/// What every instance keeps of the client registry, refreshed every few
+/// seconds: the registered client ids (a deleted client's tokens stop
+/// working) and the origins of their redirect URIs, the only origins that
+/// may call the token, userinfo and revocation endpoints from a browser
+/// (CORS, SPEC §5).
 #[derive(Default)]
 pub struct OriginCache {
-    current: tokio::sync::RwLock<Option<(std::time::Instant, std::sync::Arc<std::collections::HashSet<String>>)>>,
+    current: tokio::sync::RwLock<Option<(std::time::Instant, std::sync::Arc<Registry>)>>,
+}
+
+#[derive(Default)]
+struct Registry {
+    ids: std::collections::HashSet<String>,
+    origins: std::collections::HashSet<String>,
 }
 
 impl std::fmt::Debug for OriginCache {
@@ -330,21 +338,29 @@ pub fn origin_of(uri: &str) -> Option<String> {
 }
 
 impl Core {
-    /// Whether a browser on `origin` may read token and userinfo responses.
-    pub async fn cors_origin_allowed(&self, origin: &str) -> Result<bool, CoreError> {
-        if let Some((at, set)) = self.client_origins.current.read().await.as_ref()
+    async fn registry(&self) -> Result<std::sync::Arc<Registry>, CoreError> {
+        if let Some((at, reg)) = self.client_origins.current.read().await.as_ref()
             && at.elapsed() < ORIGINS_FRESH
         {
-            return Ok(set.contains(origin));
+            return Ok(std::sync::Arc::clone(reg));
         }
-        let set: std::collections::HashSet<String> = list_clients(self)
-            .await?
-            .iter()
-            .flat_map(|c| c.redirect_uris.iter().filter_map(|u| origin_of(u)))
-            .collect();
-        let allowed = set.contains(origin);
-        *self.client_origins.current.write().await = Some((std::time::Instant::now(), std::sync::Arc::new(set)));
-        Ok(allowed)
+        let clients = list_clients(self).await?;
+        let reg = std::sync::Arc::new(Registry {
+            ids: clients.iter().map(|c| c.client_id.clone()).collect(),
+            origins: clients.iter().flat_map(|c| c.redirect_uris.iter().filter_map(|u| origin_of(u))).collect(),
+        });
+        *self.client_origins.current.write().await = Some((std::time::Instant::now(), std::sync::Arc::clone(&reg)));
+        Ok(reg)
+    }
+
+    /// Whether a browser on `origin` may read token and userinfo responses.
+    pub async fn cors_origin_allowed(&self, origin: &str) -> Result<bool, CoreError> {
+        Ok(self.registry().await?.origins.contains(origin))
+    }
+
+    /// Whether the client is (still) registered, as this instance last read.
+    pub async fn client_registered(&self, client_id: &str) -> Result<bool, CoreError> {
+        Ok(self.registry().await?.ids.contains(client_id))
     }
 }
 
@@ -387,8 +403,6 @@ mod tests {
         for c in [
             NewClient { require_mfa: true, ..base.clone() },
             NewClient { backchannel_logout_uri: Some("https://a.example/bc".into()), ..base.clone() },
-            NewClient { signing_alg: Some("ES256".into()), ..base.clone() },
-            NewClient { signing_alg: Some("EdDSA".into()), ..base.clone() },
         ] {
             assert!(matches!(refuse_unbuilt(&c), Err(CoreError::NotBuilt(_))), "{c:?}");
         }

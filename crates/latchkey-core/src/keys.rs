@@ -2,7 +2,7 @@
 //! sealed by the secret box, the public half published as a JWK.
 //!
 //! A key is published before any instance signs with it: a rotation adds a
-//! key that becomes active only after [`ROTATION_LEAD`], longer than relying
+//! key that becomes active only after `keys.rotation_lead`, longer than relying
 //! parties may cache the JWKS ([`JWKS_MAX_AGE`]). The key it replaces stays
 //! published for [`RETIRED_GRACE`] so tokens it signed still verify;
 //! `rotate --now` (a compromise) withdraws it at once.
@@ -22,9 +22,10 @@ use serde::Serialize;
 use crate::Core;
 use crate::audit::{self, Actor, Event};
 use crate::error::CoreError;
+use crate::signing::Alg;
 use crate::tokens::sha256;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
 
-pub const ROTATION_LEAD: Duration = Duration::from_secs(15 * 60);
 pub const JWKS_MAX_AGE: Duration = Duration::from_secs(5 * 60);
 pub const RETIRED_GRACE: Duration = Duration::from_secs(24 * 3600);
 /// How long a withdrawn key's row is kept (for the record) before deletion.
@@ -62,20 +63,25 @@ fn std_to_chrono(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or_default()
 }
 
-/// States of every key at `now`: the newest key already active signs.
+/// States of every key at `now`: for each algorithm, the newest key already
+/// active signs.
 fn classify(rows: &[SigningKeyRow], now: NaiveDateTime) -> Vec<(KeyState, &SigningKeyRow)> {
-    let signing = rows
-        .iter()
-        .filter(|r| r.active_from <= now && r.published_until.is_none_or(|u| u > now))
-        .max_by_key(|r| (r.active_from, r.created_at))
-        .map(|r| r.kid.clone());
+    let mut signing: std::collections::HashMap<&str, &SigningKeyRow> = std::collections::HashMap::new();
+    for r in rows.iter().filter(|r| r.active_from <= now && r.published_until.is_none_or(|u| u > now)) {
+        let newer = signing
+            .get(r.alg.as_str())
+            .is_none_or(|cur| (r.active_from, r.created_at) > (cur.active_from, cur.created_at));
+        if newer {
+            signing.insert(r.alg.as_str(), r);
+        }
+    }
     rows.iter()
         .map(|r| {
             let state = if r.published_until.is_some_and(|u| u <= now) {
                 KeyState::Withdrawn
             } else if r.active_from > now {
                 KeyState::Next
-            } else if Some(&r.kid) == signing.as_ref() {
+            } else if signing.get(r.alg.as_str()).is_some_and(|s| s.kid == r.kid) {
                 KeyState::Active
             } else {
                 KeyState::Retiring
@@ -83,6 +89,43 @@ fn classify(rows: &[SigningKeyRow], now: NaiveDateTime) -> Vec<(KeyState, &Signi
             (state, r)
         })
         .collect()
+}
+
+/// The RFC 7638 thumbprint of a public JWK's required members (given in
+/// lexicographic order), as its kid.
+fn thumbprint(required: &str) -> String {
+    URL_SAFE_NO_PAD.encode(sha256(required.as_bytes()))
+}
+
+/// A new key of `alg`: (kid, PKCS#8 DER, public JWK).
+fn generate(alg: Alg, rsa_bits: u32) -> Result<(String, Vec<u8>, serde_json::Value), CoreError> {
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let failed = || CoreError::Internal(format!("{} key generation failed", alg.as_str()));
+    match alg {
+        Alg::Rs256 => generate_rsa(rsa_bits),
+        Alg::Es256 => {
+            let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).map_err(|_| failed())?;
+            let pair =
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).map_err(|_| failed())?;
+            let point = pair.public_key().as_ref();
+            if point.len() != 65 {
+                return Err(failed());
+            }
+            let (x, y) = (URL_SAFE_NO_PAD.encode(&point[1..33]), URL_SAFE_NO_PAD.encode(&point[33..]));
+            let kid = thumbprint(&format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#));
+            let jwk = serde_json::json!({ "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid, "x": x, "y": y });
+            Ok((kid, pkcs8.as_ref().to_vec(), jwk))
+        }
+        Alg::EdDsa => {
+            let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| failed())?;
+            let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8.as_ref()).map_err(|_| failed())?;
+            let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+            let kid = thumbprint(&format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#));
+            let jwk =
+                serde_json::json!({ "kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA", "kid": kid, "x": x });
+            Ok((kid, pkcs8.as_ref().to_vec(), jwk))
+        }
+    }
 }
 
 /// A new RSA key: (kid, PKCS#8 DER, public JWK). The kid is the key's
@@ -100,7 +143,7 @@ fn generate_rsa(bits: u32) -> Result<(String, Vec<u8>, serde_json::Value), CoreE
     let e = URL_SAFE_NO_PAD.encode(&parts.e);
     // RFC 7638: the required members, in lexicographic order, no spaces.
     let thumbprint_input = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
-    let kid = URL_SAFE_NO_PAD.encode(sha256(thumbprint_input.as_bytes()));
+    let kid = thumbprint(&thumbprint_input);
     let jwk = serde_json::json!({ "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e });
     Ok((kid, pkcs8, jwk))
 }
@@ -127,17 +170,22 @@ impl Core {
             .collect())
     }
 
-    async fn new_key(&self, created_at: NaiveDateTime, active_from: NaiveDateTime) -> Result<SigningKeyRow, CoreError> {
+    async fn new_key(
+        &self,
+        alg: Alg,
+        created_at: NaiveDateTime,
+        active_from: NaiveDateTime,
+    ) -> Result<SigningKeyRow, CoreError> {
         let bits = self.settings.keys.rsa_bits;
         // Key generation takes a while at 3072 bits: off the async threads.
-        let (kid, pkcs8, jwk) = tokio::task::spawn_blocking(move || generate_rsa(bits))
+        let (kid, pkcs8, jwk) = tokio::task::spawn_blocking(move || generate(alg, bits))
             .await
             .map_err(|e| CoreError::Internal(e.to_string()))??;
         let sealed =
             self.secrets.seal(&sealed_context(&kid), &pkcs8).map_err(|e| CoreError::Internal(e.to_string()))?;
         Ok(SigningKeyRow {
             kid,
-            alg: "RS256".into(),
+            alg: alg.as_str().into(),
             private_key: sealed,
             public_jwk: jwk.to_string(),
             created_at,
@@ -146,13 +194,34 @@ impl Core {
         })
     }
 
-    /// Makes sure a key can sign: on first start (or after every key was
-    /// withdrawn) one is created and active at once. Several instances
-    /// starting together agree through a lock in the store.
+    /// Makes sure keys can sign: on first start (or after every key was
+    /// withdrawn) an RS256 key is created and active at once, and so is a
+    /// key for any other algorithm a registered client uses. Several
+    /// instances starting together agree through a lock in the store.
     pub async fn ensure_signing_key(&self) -> Result<(), CoreError> {
+        let mut algs = vec![Alg::Rs256];
+        for c in crate::clients::list_clients(self).await? {
+            if let Some(a) = Alg::parse(&c.signing_alg)
+                && !algs.contains(&a)
+            {
+                algs.push(a);
+            }
+        }
+        for alg in algs {
+            self.ensure_key_for(alg).await?;
+        }
+        Ok(())
+    }
+
+    /// Makes sure a key of `alg` is active or about to be. A key made here
+    /// signs at once: nothing of this algorithm was signed before, so there
+    /// is no cached key set a relying party could be relying on.
+    pub async fn ensure_key_for(&self, alg: Alg) -> Result<(), CoreError> {
         let now = self.clock.now_naive();
         let usable = |rows: &[SigningKeyRow]| {
-            classify(rows, now).iter().any(|(s, _)| matches!(s, KeyState::Active | KeyState::Next))
+            classify(rows, now)
+                .iter()
+                .any(|(s, r)| r.alg == alg.as_str() && matches!(s, KeyState::Active | KeyState::Next))
         };
         if usable(&self.key_rows().await?) {
             return Ok(());
@@ -162,7 +231,7 @@ impl Core {
         };
         let result = async {
             if !usable(&self.key_rows().await?) {
-                let row = self.new_key(now, now).await?;
+                let row = self.new_key(alg, now, now).await?;
                 self.db.run(move |conn| q::insert(conn, &row)).await?;
             }
             Ok::<(), CoreError>(())
@@ -175,7 +244,7 @@ impl Core {
     /// Adds a new key. Normally it signs after the lead time and the current
     /// key stays published for the grace period; with `now` the new key signs
     /// at once and every other key is withdrawn.
-    pub async fn rotate_keys(&self, now_: bool, actor: &Actor) -> Result<KeyInfo, CoreError> {
+    pub async fn rotate_keys(&self, now_: bool, actor: &Actor) -> Result<Vec<KeyInfo>, CoreError> {
         // One rotation at a time across instances and commands.
         let Some(lock) = self.store.try_lock("keys", Duration::from_secs(60)).await? else {
             return Err(CoreError::Conflict("Another key rotation is in progress; try again in a minute.".into()));
@@ -186,20 +255,39 @@ impl Core {
         result
     }
 
-    async fn rotate_keys_locked(&self, now_: bool, actor: &Actor) -> Result<KeyInfo, CoreError> {
+    /// Rotates every algorithm that has keys (RS256 at least).
+    async fn rotate_keys_locked(&self, now_: bool, actor: &Actor) -> Result<Vec<KeyInfo>, CoreError> {
+        let rows = self.key_rows().await?;
+        let mut algs = vec![Alg::Rs256];
+        for r in &rows {
+            if let Some(a) = Alg::parse(&r.alg)
+                && !algs.contains(&a)
+            {
+                algs.push(a);
+            }
+        }
+        let mut made = Vec::new();
+        for alg in algs {
+            made.push(self.rotate_alg(alg, now_, actor).await?);
+        }
+        let all = self.list_keys().await?;
+        Ok(made.into_iter().filter_map(|kid| all.iter().find(|k| k.kid == kid).cloned()).collect())
+    }
+
+    async fn rotate_alg(&self, alg: Alg, now_: bool, actor: &Actor) -> Result<String, CoreError> {
         let now = self.clock.now_naive();
         let rows = self.key_rows().await?;
         // With no key signing yet there is nothing to wait for.
-        let signing = classify(&rows, now).iter().any(|(s, _)| *s == KeyState::Active);
-        let active_from = if now_ || !signing { now } else { now + std_to_chrono(ROTATION_LEAD) };
-        let row = self.new_key(now, active_from).await?;
+        let signing = classify(&rows, now).iter().any(|(s, r)| *s == KeyState::Active && r.alg == alg.as_str());
+        let active_from = if now_ || !signing { now } else { now + std_to_chrono(self.settings.keys.rotation_lead) };
+        let row = self.new_key(alg, now, active_from).await?;
         let others_until = if now_ { now } else { active_from + std_to_chrono(RETIRED_GRACE) };
         let actor = actor.clone();
-        let saved = row.clone();
+        let kid = row.kid.clone();
         self.db
             .run(move |conn| {
                 latchkey_db::transaction(conn, |conn| {
-                    for other in q::list(conn)? {
+                    for other in q::list(conn)?.into_iter().filter(|o| o.alg == row.alg) {
                         let current = other.published_until.is_none_or(|u| u > now);
                         if current && other.published_until.is_none_or(|u| u > others_until) {
                             q::set_published_until(conn, &other.kid, others_until)?;
@@ -210,12 +298,36 @@ impl Core {
                         conn,
                         now,
                         &Event::new("keys.rotated", &actor)
-                            .detail(serde_json::json!({ "kid": row.kid, "immediate": now_ })),
+                            .detail(serde_json::json!({ "kid": row.kid, "alg": row.alg, "immediate": now_ })),
                     )
                 })
             })
             .await?;
-        self.list_keys().await?.into_iter().find(|k| k.kid == saved.kid).ok_or(CoreError::NotFound("key"))
+        Ok(kid)
+    }
+
+    /// Scheduled rotation (run by maintenance under its lock): when an
+    /// algorithm's active key is older than `keys.rotate_after` and no
+    /// successor is waiting, a new key is published to sign after the lead
+    /// time. Returns how many keys were added.
+    pub async fn rotate_due_keys(&self) -> Result<usize, CoreError> {
+        let Some(after) = self.settings.keys.rotate_after else { return Ok(0) };
+        let now = self.clock.now_naive();
+        let rows = self.key_rows().await?;
+        let states = classify(&rows, now);
+        let mut due = Vec::new();
+        for (state, r) in &states {
+            let Some(alg) = Alg::parse(&r.alg) else { continue };
+            let waiting = states.iter().any(|(s, o)| *s == KeyState::Next && o.alg == r.alg);
+            if *state == KeyState::Active && !waiting && now - r.active_from >= std_to_chrono(after) {
+                due.push(alg);
+            }
+        }
+        let actor = Actor::Cli;
+        for alg in &due {
+            self.rotate_alg(*alg, false, &actor).await?;
+        }
+        Ok(due.len())
     }
 
     /// The published keys as a JWK Set (openidconnect's types: each key
@@ -231,14 +343,15 @@ impl Core {
         serde_json::to_value(CoreJsonWebKeySet::new(keys)).map_err(|e| CoreError::Internal(format!("JWKS: {e}")))
     }
 
-    /// The private key that signs now: (kid, PKCS#8), opened from the box.
-    pub async fn active_signing_key(&self) -> Result<(String, Vec<u8>), CoreError> {
+    /// The private key of `alg` that signs now: (kid, PKCS#8), opened from
+    /// the box.
+    pub async fn active_signing_key(&self, alg: Alg) -> Result<(String, Vec<u8>), CoreError> {
         let rows = self.key_rows().await?;
         let now = self.clock.now_naive();
         let (_, row) = classify(&rows, now)
             .into_iter()
-            .find(|(s, _)| *s == KeyState::Active)
-            .ok_or_else(|| CoreError::Internal("no active signing key".into()))?;
+            .find(|(s, r)| *s == KeyState::Active && r.alg == alg.as_str())
+            .ok_or_else(|| CoreError::Internal(format!("no active {} signing key", alg.as_str())))?;
         let pkcs8 = self
             .secrets
             .open(&sealed_context(&row.kid), &row.private_key)

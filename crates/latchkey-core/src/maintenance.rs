@@ -18,6 +18,7 @@ pub struct Round {
     pub audit_purged: usize,
     pub keys_purged: usize,
     pub refresh_purged: usize,
+    pub keys_rotated: usize,
 }
 
 /// One round; `None` when another instance holds the lock.
@@ -30,7 +31,8 @@ pub async fn run_once(core: &Core) -> Result<Option<Round>, CoreError> {
         let audit_purged = crate::audit::purge_expired(core).await?;
         let keys_purged = core.purge_withdrawn_keys().await?;
         let refresh_purged = core.purge_refresh_tokens().await?;
-        Ok::<_, CoreError>(Round { swept, audit_purged, keys_purged, refresh_purged })
+        let keys_rotated = core.rotate_due_keys().await?;
+        Ok::<_, CoreError>(Round { swept, audit_purged, keys_purged, refresh_purged, keys_rotated })
     }
     .await;
     if let Err(e) = core.store.unlock(&lock).await {
@@ -47,12 +49,13 @@ pub async fn run_forever(core: Core) {
     loop {
         tick.tick().await;
         match run_once(&core).await {
-            Ok(Some(r)) if r.swept + r.audit_purged + r.keys_purged + r.refresh_purged > 0 => {
+            Ok(Some(r)) if r.swept + r.audit_purged + r.keys_purged + r.refresh_purged + r.keys_rotated > 0 => {
                 tracing::info!(
                     swept = r.swept,
                     audit_purged = r.audit_purged,
                     keys_purged = r.keys_purged,
                     refresh_purged = r.refresh_purged,
+                    keys_rotated = r.keys_rotated,
                     "maintenance"
                 )
             }

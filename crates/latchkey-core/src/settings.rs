@@ -78,6 +78,8 @@ struct RawDatabase {
 #[serde(deny_unknown_fields, default)]
 struct RawKeys {
     rsa_bits: Option<u32>,
+    rotation_lead_secs: Option<u64>,
+    rotate_after_days: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -192,6 +194,11 @@ pub struct Settings {
 pub struct KeySettings {
     /// Size of new RSA keys: 2048, 3072 (default, 128-bit strength) or 4096.
     pub rsa_bits: u32,
+    /// How long a new key is published before it signs (longer than
+    /// relying parties may cache the JWKS).
+    pub rotation_lead: Duration,
+    /// Scheduled rotation: a key this old is replaced; `None`: never.
+    pub rotate_after: Option<Duration>,
 }
 
 /// Outgoing mail: SMTP when `smtp_url` is set, else `.eml` files in
@@ -451,6 +458,23 @@ impl Settings {
                 b @ (2048 | 3072 | 4096) => b,
                 other => {
                     return Err(ConfigError::new("keys.rsa_bits", format!("{other} is not one of 2048, 3072, 4096")));
+                }
+            },
+            rotation_lead: secs(
+                "keys.rotation_lead_secs",
+                raw.keys.rotation_lead_secs,
+                900,
+                crate::keys::JWKS_MAX_AGE.as_secs() + 60,
+                7 * 86_400,
+            )?,
+            rotate_after: match raw.keys.rotate_after_days.unwrap_or(90) {
+                0 => None,
+                d @ 1..=3650 => Some(Duration::from_secs(d * 86_400)),
+                _ => {
+                    return Err(ConfigError::new(
+                        "keys.rotate_after_days",
+                        "must be between 1 and 3650 days, or 0 for no scheduled rotation",
+                    ));
                 }
             },
         };

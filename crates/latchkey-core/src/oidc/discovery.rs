@@ -4,8 +4,8 @@
 
 use openidconnect::core::{
     CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType, CoreJsonWebKey,
-    CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreJwsSigningAlgorithm, CoreResponseMode,
-    CoreResponseType, CoreSubjectIdentifierType,
+    CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreResponseMode, CoreResponseType,
+    CoreSubjectIdentifierType,
 };
 use openidconnect::{
     AdditionalProviderMetadata, AuthUrl, AuthenticationContextClass, IssuerUrl, JsonWebKeySetUrl, LanguageTag,
@@ -60,7 +60,7 @@ impl Core {
             JsonWebKeySetUrl::new(self.endpoint(JWKS_PATH)).map_err(bad)?,
             vec![ResponseTypes::new(vec![CoreResponseType::Code])],
             vec![CoreSubjectIdentifierType::Public],
-            vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256],
+            crate::signing::Alg::ALL.iter().map(|a| a.jws()).collect(),
             ExtraMetadata {
                 end_session_endpoint: self.endpoint(END_SESSION_PATH),
                 introspection_endpoint: self.endpoint(INTROSPECTION_PATH),

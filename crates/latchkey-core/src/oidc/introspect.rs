@@ -1,5 +1,5 @@
 //! Token introspection (RFC 7662) and revocation (RFC 7009). Both need the
-//! client to authenticate, and both act only on the client's own tokens:
+//! client to authenticate (introspection a confidential client's secret), and both act only on the client's own tokens:
 //! another client's token is `active: false` to introspection and left alone
 //! by revocation (which answers 200 either way, so neither reveals whether a
 //! token exists).
@@ -7,6 +7,7 @@
 use serde_json::{Map, Value, json};
 
 use super::refresh::jti_revoked_key;
+use super::token::AuthMethod;
 use super::{OAuthError, OAuthFailure, param, single_params};
 use crate::Core;
 use crate::audit::{Actor, Event};
@@ -28,12 +29,16 @@ impl Core {
         &self,
         pairs: Vec<(String, String)>,
         authorization: Option<&str>,
+        secret_required: bool,
     ) -> Result<(Client, Map<String, Value>, String), OAuthFailure> {
         let params = match single_params(pairs) {
             Ok(p) => p,
             Err(name) => return Err(OAuthError::invalid_request(format!("{name} is given more than once")).into()),
         };
-        let (client, _) = self.authenticate_client(&params, authorization).await?;
+        let (client, method) = self.authenticate_client(&params, authorization).await?;
+        if secret_required && method == AuthMethod::None {
+            return Err(OAuthError::invalid_client("introspection needs a confidential client's credentials").into());
+        }
         let Some(token) = param(&params, "token").map(str::to_owned) else {
             return Err(OAuthError::invalid_request("token is missing").into());
         };
@@ -46,7 +51,7 @@ impl Core {
         pairs: Vec<(String, String)>,
         authorization: Option<&str>,
     ) -> Result<Value, OAuthFailure> {
-        let (client, params, token) = self.authenticated(pairs, authorization).await?;
+        let (client, params, token) = self.authenticated(pairs, authorization, true).await?;
         if (refresh_first(&params) || token.len() == 43)
             && let Some(v) = self.introspect_refresh(&client, &token).await?
         {
@@ -105,8 +110,8 @@ impl Core {
         authorization: Option<&str>,
         ctx: &RequestContext,
     ) -> Result<(), OAuthFailure> {
-        let (client, _, token) = self.authenticated(pairs, authorization).await?;
-        let revoked = if let Some((_, family)) = self.live_refresh_token(&token, &client.client_id).await? {
+        let (client, _, token) = self.authenticated(pairs, authorization, false).await?;
+        let revoked = if let Some(family) = self.own_refresh_family(&token, &client.client_id).await? {
             self.revoke_family(&family.id).await?;
             Some(("refresh_token", family.user_id))
         } else if let Ok(claims) = self.verify_access_token(&token).await? {

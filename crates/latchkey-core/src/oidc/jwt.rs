@@ -2,23 +2,23 @@
 //! RFC 9068 access tokens (`typ: at+jwt`) are signed here, and every token we
 //! receive back (access tokens at userinfo, ID tokens as `id_token_hint`) is
 //! verified here against the keys we publish. Written by hand because it is
-//! small and exact: one algorithm (RS256), our own keys, no `none`, no key
-//! from the token's header.
+//! small and exact: our three algorithms (RS256, ES256, EdDSA), each only
+//! with a key of its own type, our own keys only, no `none`, no key from the
+//! token's header.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ED25519, RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use openidconnect::PrivateSigningKey;
-use openidconnect::core::CoreJwsSigningAlgorithm;
 use serde_json::{Value, json};
 
 use crate::Core;
 use crate::error::CoreError;
-use crate::signing::AwsLcRsaKey;
+use crate::signing::{Alg, SigningKey};
 
 /// The `typ` of an access token (RFC 9068 §2.1).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
@@ -30,12 +30,12 @@ const KEYS_FRESH: Duration = Duration::from_secs(5);
 const KEYS_MIN_REREAD: Duration = Duration::from_secs(1);
 
 /// Signs `claims` as a compact JWS with header `typ`.
-pub fn sign(key: &AwsLcRsaKey, typ: &str, claims: &Value) -> Result<String, CoreError> {
-    let header = json!({ "alg": "RS256", "typ": typ, "kid": key.kid() });
+pub fn sign(key: &SigningKey, typ: &str, claims: &Value) -> Result<String, CoreError> {
+    let header = json!({ "alg": key.alg().as_str(), "typ": typ, "kid": key.kid() });
     let input =
         format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
     let sig = key
-        .sign(&CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, input.as_bytes())
+        .sign(&key.alg().jws(), input.as_bytes())
         .map_err(|e| CoreError::Internal(format!("signing failed: {e}")))?;
     Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig)))
 }
@@ -70,8 +70,39 @@ impl Verified {
     }
 }
 
-/// Public keys by kid: (n, e).
-type PublicKeys = HashMap<String, (Vec<u8>, Vec<u8>)>;
+/// A published public key, by algorithm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PublicKey {
+    /// (n, e)
+    Rsa(Vec<u8>, Vec<u8>),
+    /// The uncompressed P-256 point.
+    Ec(Vec<u8>),
+    Ed(Vec<u8>),
+}
+
+impl PublicKey {
+    fn alg(&self) -> Alg {
+        match self {
+            PublicKey::Rsa(..) => Alg::Rs256,
+            PublicKey::Ec(_) => Alg::Es256,
+            PublicKey::Ed(_) => Alg::EdDsa,
+        }
+    }
+
+    fn verify(&self, message: &[u8], sig: &[u8]) -> bool {
+        match self {
+            PublicKey::Rsa(n, e) => aws_lc_rs::rsa::PublicKeyComponents { n: n.as_slice(), e: e.as_slice() }
+                .verify(&RSA_PKCS1_2048_8192_SHA256, message, sig)
+                .is_ok(),
+            PublicKey::Ec(point) => {
+                UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point).verify(message, sig).is_ok()
+            }
+            PublicKey::Ed(x) => UnparsedPublicKey::new(&ED25519, x).verify(message, sig).is_ok(),
+        }
+    }
+}
+
+type PublicKeys = HashMap<String, PublicKey>;
 
 /// This instance's copy of the published keys.
 #[derive(Default)]
@@ -89,11 +120,22 @@ fn parse_keys(jwks: &Value) -> PublicKeys {
     let mut out = HashMap::new();
     for k in jwks.get("keys").and_then(Value::as_array).into_iter().flatten() {
         let field = |name: &str| k.get(name).and_then(Value::as_str).and_then(|v| URL_SAFE_NO_PAD.decode(v).ok());
-        if k.get("kty").and_then(Value::as_str) != Some("RSA") {
-            continue;
-        }
-        if let (Some(kid), Some(n), Some(e)) = (k.get("kid").and_then(Value::as_str), field("n"), field("e")) {
-            out.insert(kid.to_owned(), (n, e));
+        let text = |name: &str| k.get(name).and_then(Value::as_str);
+        let key = match (text("kty"), text("crv")) {
+            (Some("RSA"), _) => field("n").zip(field("e")).map(|(n, e)| PublicKey::Rsa(n, e)),
+            (Some("EC"), Some("P-256")) => {
+                field("x").zip(field("y")).filter(|(x, y)| x.len() == 32 && y.len() == 32).map(|(x, y)| {
+                    let mut point = vec![4u8];
+                    point.extend_from_slice(&x);
+                    point.extend_from_slice(&y);
+                    PublicKey::Ec(point)
+                })
+            }
+            (Some("OKP"), Some("Ed25519")) => field("x").filter(|x| x.len() == 32).map(PublicKey::Ed),
+            _ => None,
+        };
+        if let (Some(kid), Some(key)) = (text("kid"), key) {
+            out.insert(kid.to_owned(), key);
         }
     }
     out
@@ -134,15 +176,16 @@ impl Core {
         let (Some(header), Some(claims), Ok(sig)) = (decode_part(h), decode_part(c), URL_SAFE_NO_PAD.decode(s)) else {
             return Ok(None);
         };
-        if header.get("alg").and_then(Value::as_str) != Some("RS256") || header.get("crit").is_some() {
+        let Some(alg) = header.get("alg").and_then(Value::as_str).and_then(Alg::parse) else { return Ok(None) };
+        if header.get("crit").is_some() {
             return Ok(None);
         }
         let Some(kid) = header.get("kid").and_then(Value::as_str) else { return Ok(None) };
         let keys = self.published_keys(kid).await?;
-        let Some((n, e)) = keys.get(kid) else { return Ok(None) };
-        let public = aws_lc_rs::rsa::PublicKeyComponents { n: n.as_slice(), e: e.as_slice() };
+        // The key decides the algorithm; a header naming another is refused.
+        let Some(key) = keys.get(kid).filter(|k| k.alg() == alg) else { return Ok(None) };
         let signed = &token[..h.len() + 1 + c.len()];
-        if public.verify(&RSA_PKCS1_2048_8192_SHA256, signed.as_bytes(), &sig).is_err() {
+        if !key.verify(signed.as_bytes(), &sig) {
             return Ok(None);
         }
         Ok(Some(Verified { header, claims }))
@@ -155,14 +198,20 @@ mod tests {
 
     #[test]
     fn keys_parse_from_a_jwks() {
+        let b32 = URL_SAFE_NO_PAD.encode([7u8; 32]);
         let jwks = json!({"keys": [
             {"kty": "RSA", "kid": "a", "n": "AQAB", "e": "AQAB"},
             {"kty": "EC", "kid": "b", "x": "AQAB"},
             {"kty": "RSA", "kid": "c", "n": "not base64!"},
+            {"kty": "EC", "crv": "P-256", "kid": "d", "x": b32, "y": b32},
+            {"kty": "OKP", "crv": "Ed25519", "kid": "e", "x": b32},
+            {"kty": "OKP", "crv": "X25519", "kid": "f", "x": b32},
         ]});
         let keys = parse_keys(&jwks);
-        assert_eq!(keys.len(), 1);
-        assert!(keys.contains_key("a"));
+        assert_eq!(keys.len(), 3);
+        assert_eq!(keys.get("a").map(PublicKey::alg), Some(Alg::Rs256));
+        assert_eq!(keys.get("d").map(PublicKey::alg), Some(Alg::Es256));
+        assert_eq!(keys.get("e").map(PublicKey::alg), Some(Alg::EdDsa));
     }
 
     #[test]

@@ -291,6 +291,21 @@ impl Core {
         Ok(active.then_some((row, family)))
     }
 
+    /// The family of a refresh token the client owns, used or not (for
+    /// revocation: an old token of the family still names it).
+    pub(crate) async fn own_refresh_family(
+        &self,
+        token: &str,
+        client_id: &str,
+    ) -> Result<Option<FamilyRow>, CoreError> {
+        if token.len() != 43 {
+            return Ok(None);
+        }
+        let h = hash_secret(token);
+        let found = self.db.run(move |conn| q::find(conn, &h)).await?;
+        Ok(found.map(|(_, f)| f).filter(|f| f.client_id == client_id && f.revoked_at.is_none()))
+    }
+
     /// Removes refresh tokens past their idle expiry and families ended or
     /// revoked more than a day ago.
     pub async fn purge_refresh_tokens(&self) -> Result<usize, CoreError> {

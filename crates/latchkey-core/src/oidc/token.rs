@@ -30,6 +30,7 @@ use crate::auth::event_ctx;
 use crate::clients::{Client, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN, find_client};
 use crate::error::CoreError;
 use crate::sessions::RequestContext;
+use crate::signing::Alg;
 use crate::tokens::{constant_time_eq, random_id, sha256};
 
 /// The `sid` claim, which openidconnect's standard claims do not have.
@@ -293,7 +294,8 @@ impl Core {
 
     /// A code came back a second time: refuse every token it gave.
     async fn revoke_replayed(&self, grant_id: &str, client_id: &str, ctx: &RequestContext) -> Result<(), CoreError> {
-        self.store.put(&grant_revoked_key(grant_id), b"1", self.settings.lifetimes.access_token).await?;
+        // Its refresh tokens (if it gave any) and its access tokens.
+        self.revoke_family(grant_id).await?;
         let actor = Actor::Anonymous;
         let mut event = event_ctx(Event::new("token.code_replayed", &actor), ctx)
             .detail(json!({ "client_id": client_id, "grant_id": grant_id }));
@@ -305,7 +307,8 @@ impl Core {
     /// The access token (RFC 9068), for `openid` the ID token, and the
     /// refresh token when there is one.
     pub(crate) async fn issue_tokens(&self, i: Issue<'_>) -> Result<Value, CoreError> {
-        let key = self.signing_key().await?;
+        let alg = Alg::parse(&i.client.signing_alg).unwrap_or(Alg::Rs256);
+        let key = self.signing_key(alg).await?;
         let now = self.clock.now();
         let at_life = self.settings.lifetimes.access_token;
         let scope = i.scopes.join(" ");
@@ -353,7 +356,7 @@ impl Core {
         &self,
         i: &Issue<'_>,
         user: &User,
-        key: &crate::signing::AwsLcRsaKey,
+        key: &crate::signing::SigningKey,
         access_token: &AccessToken,
     ) -> Result<String, CoreError> {
         let now = self.clock.now();
@@ -387,9 +390,8 @@ impl Core {
         .set_auth_context_ref(Some(AuthenticationContextClass::new(acr_for(i.amr).to_owned())))
         .set_auth_method_refs(Some(i.amr.iter().cloned().map(AuthenticationMethodReference::new).collect()))
         .set_authorized_party(Some(ClientId::new(i.client.client_id.clone())));
-        let token =
-            LatchkeyIdToken::new(claims, key, CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, Some(access_token), None)
-                .map_err(|e| internal(e.to_string()))?;
+        let token = LatchkeyIdToken::new(claims, key, key.alg().jws(), Some(access_token), None)
+            .map_err(|e| internal(e.to_string()))?;
         Ok(token.to_string())
     }
 }

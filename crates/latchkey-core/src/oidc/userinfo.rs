@@ -75,6 +75,9 @@ impl Core {
             grant_id: v.claim_str("grant_id").map(str::to_owned),
             jti: v.claim_str("jti").map(str::to_owned),
         };
+        if !self.client_registered(&claims.client_id).await? {
+            return Ok(Err(InvalidToken("the token's client is no longer registered")));
+        }
         if let Some(g) = &claims.grant_id
             && self.store.get(&grant_revoked_key(g)).await?.is_some()
         {

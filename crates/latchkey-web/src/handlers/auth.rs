@@ -312,7 +312,8 @@ pub async fn logout(req: HttpRequest, core: Data<Core>, body: actix_web::web::By
         }) {
             query.append_pair(k, v);
         }
-        return see_other(HttpResponse::build(StatusCode::SEE_OTHER), &query.finish());
+        let target = query.finish();
+        return see_other(HttpResponse::build(StatusCode::SEE_OTHER), target.trim_end_matches('?'));
     };
     if !browser::csrf_ok(&req, &core, csrf) {
         return pages::csrf_refused();

@@ -93,17 +93,23 @@ pub async fn run(core: &Core, command: Command) -> Result<(), String> {
             })
         }
         Command::Keys(KeysCommand::Rotate { now, json }) => {
-            let key = core.rotate_keys(now, &actor).await.map_err(err)?;
-            print(json, &key, || {
-                if now {
-                    format!("New key {} signs now; every other key is withdrawn.", key.kid)
-                } else {
-                    format!(
-                        "New key {} is published and signs from {}; the current key stays published for a day after that.",
-                        key.kid,
-                        key.active_from.format("%Y-%m-%d %H:%M:%S UTC")
-                    )
-                }
+            let keys = core.rotate_keys(now, &actor).await.map_err(err)?;
+            print(json, &keys, || {
+                keys.iter()
+                    .map(|key| {
+                        if now {
+                            format!("New {} key {} signs now; every other {} key is withdrawn.", key.alg, key.kid, key.alg)
+                        } else {
+                            format!(
+                                "New {} key {} is published and signs from {}; the current one stays published for a day after that.",
+                                key.alg,
+                                key.kid,
+                                key.active_from.format("%Y-%m-%d %H:%M:%S UTC")
+                            )
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
             })
         }
         Command::Serve | Command::Migrate { .. } | Command::Policy(_) | Command::Apikey(_) => {
