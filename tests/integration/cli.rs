@@ -214,8 +214,8 @@ fn bad_client_input_is_refused_and_nothing_is_stored() {
         (vec!["--redirect-uri", "https://a.example/cb", "--require-mfa"], "not available in this build"),
         (vec!["--public", "--grant", "client_credentials"], "a public client cannot use client_credentials"),
         (
-            vec!["--redirect-uri", "https://a.example/cb", "--backchannel-logout-uri", "https://a.example/bc"],
-            "not available",
+            vec!["--redirect-uri", "https://a.example/cb", "--backchannel-logout-uri", "http://a.example/bc"],
+            "--backchannel-logout-uri",
         ),
         (
             vec!["--redirect-uri", "https://a.example/cb", "--post-logout-redirect-uri", "http://a.example/out"],

@@ -13,6 +13,7 @@ pub mod mail;
 pub mod maintenance;
 pub mod net;
 pub mod oidc;
+pub mod outbound;
 pub mod password;
 pub mod ratelimit;
 pub mod rewrap;
@@ -50,6 +51,10 @@ pub struct Core {
     pub verify_keys: Arc<oidc::jwt::VerifyKeys>,
     /// Origins of registered redirect URIs (CORS), refreshed every few seconds.
     pub client_origins: Arc<clients::OriginCache>,
+    /// The guarded client for calls to other parties.
+    pub outbound: outbound::Outbound,
+    /// Wakes the delivery worker when something was queued.
+    pub deliveries_wakeup: Arc<tokio::sync::Notify>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -78,6 +83,8 @@ pub enum StartError {
     Secrets(String),
     #[error("{0}")]
     Mail(String),
+    #[error("cannot prepare the outbound HTTP client: {0}")]
+    Outbound(String),
     #[error("cannot start the password hashing threads: {0}")]
     Hasher(String),
 }
@@ -86,6 +93,9 @@ impl Core {
     /// Builds the core: creates `data_dir` where embedded mode needs it,
     /// prepares the database pool (without connecting) and loads the keys.
     pub fn build(settings: Settings, clock: Arc<dyn Clock>) -> Result<Core, StartError> {
+        // One TLS provider for everything in the process that uses rustls
+        // (Redis, SMTP, outbound HTTP): aws-lc-rs. Already set is fine.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let needs_data_dir = settings.is_embedded() || matches!(settings.secrets, settings::SecretsSettings::DataDir);
         if needs_data_dir {
             create_private_dir(&settings.data_dir).map_err(|e| StartError::DataDir {
@@ -110,6 +120,11 @@ impl Core {
         let secrets = SecretBox::from_settings(&settings).map_err(|e| StartError::Secrets(e.to_string()))?;
         let hasher = Hasher::from_settings(&settings.passwords).map_err(|e| StartError::Hasher(e.to_string()))?;
         let mailer = mail::Mailer::from_settings(&settings).map_err(|e| StartError::Mail(e.to_string()))?;
+        let outbound = outbound::Outbound::new(
+            Arc::new(outbound::SystemResolver),
+            Arc::new(outbound::HttpTransport::new().map_err(StartError::Outbound)?),
+            settings.outbound.allow_loopback,
+        );
         Ok(Core {
             password_policy: PasswordPolicy::from_settings(&settings.passwords),
             settings: Arc::new(settings),
@@ -121,6 +136,8 @@ impl Core {
             key_cache: Arc::new(signing::KeyCache::default()),
             verify_keys: Arc::new(oidc::jwt::VerifyKeys::default()),
             client_origins: Arc::new(clients::OriginCache::default()),
+            outbound,
+            deliveries_wakeup: Arc::new(tokio::sync::Notify::new()),
             clock,
         })
     }

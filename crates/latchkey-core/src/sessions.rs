@@ -174,8 +174,12 @@ impl Core {
         if !self.store.index_list(&index_for(user_id)).await?.iter().any(|h| h == handle) {
             return Ok(false);
         }
-        self.store.delete(&key_for_handle(handle)).await?;
+        let record = self.store.take(&key_for_handle(handle)).await?;
         self.store.index_remove(&index_for(user_id), handle).await?;
+        if let Some(r) = record.and_then(|raw| serde_json::from_slice::<SessionRecord>(&raw).ok()) {
+            let sid = if r.sid.is_empty() { legacy_sid(handle) } else { r.sid };
+            self.session_ended(user_id, &sid).await?;
+        }
         Ok(true)
     }
 
@@ -190,7 +194,9 @@ impl Core {
             if let Some(raw) = self.store.take(&key_for_handle(&handle)).await?
                 && let Ok(record) = serde_json::from_slice::<SessionRecord>(&raw)
             {
-                ended.push(if record.sid.is_empty() { legacy_sid(&handle) } else { record.sid });
+                let sid = if record.sid.is_empty() { legacy_sid(&handle) } else { record.sid };
+                self.session_ended(user_id, &sid).await?;
+                ended.push(sid);
             }
             self.store.index_remove(&index_for(user_id), &handle).await?;
         }

@@ -47,6 +47,13 @@ struct RawSettings {
     providers: Option<IgnoredAny>,
     limits: RawLimits,
     keys: RawKeys,
+    outbound: RawOutbound,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawOutbound {
+    allow_loopback: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -187,6 +194,14 @@ pub struct Settings {
     pub lifetimes: Lifetimes,
     pub limits: Limits,
     pub keys: KeySettings,
+    pub outbound: OutboundSettings,
+}
+
+/// Calls made on others' behalf (back-channel logout).
+#[derive(Debug, Clone, Default)]
+pub struct OutboundSettings {
+    /// Allow loopback targets: for tests and local development only.
+    pub allow_loopback: bool,
 }
 
 /// Token signing keys.
@@ -478,7 +493,21 @@ impl Settings {
                 }
             },
         };
-        Ok(Settings { server, data_dir, database, sessions, secrets, passwords, log, mail, lifetimes, limits, keys })
+        let outbound = OutboundSettings { allow_loopback: raw.outbound.allow_loopback.unwrap_or(false) };
+        Ok(Settings {
+            server,
+            data_dir,
+            database,
+            sessions,
+            secrets,
+            passwords,
+            log,
+            mail,
+            lifetimes,
+            limits,
+            keys,
+            outbound,
+        })
     }
 
     /// Embedded mode: the database is the SQLite file under `data_dir`.

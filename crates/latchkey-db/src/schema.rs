@@ -84,7 +84,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     mail_outbox,
     consents,
     token_families,
-    refresh_tokens
+    refresh_tokens,
+    deliveries
 );
 
 diesel::table! {
@@ -149,3 +150,17 @@ diesel::table! {
 }
 
 diesel::joinable!(refresh_tokens -> token_families (family_id));
+
+diesel::table! {
+    deliveries (id) {
+        id -> Text,
+        kind -> Text,
+        client_id -> Text,
+        target_url -> Text,
+        payload -> Text,
+        created_at -> Timestamp,
+        next_attempt_at -> Timestamp,
+        attempts -> BigInt,
+        last_error -> Nullable<Text>,
+    }
+}

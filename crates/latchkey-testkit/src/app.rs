@@ -163,7 +163,8 @@ impl TestAppBuilder {
         let thread = std::thread::spawn(move || {
             if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 // The mail worker runs beside the server, as in `serve`.
-                rt.spawn(latchkey_core::mail::run_worker(worker_core));
+                rt.spawn(latchkey_core::mail::run_worker(worker_core.clone()));
+                rt.spawn(latchkey_core::oidc::backchannel::run_worker(worker_core));
                 let _ = rt.block_on(server);
             }
         });

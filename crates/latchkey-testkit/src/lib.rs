@@ -6,6 +6,7 @@
 mod app;
 mod browser;
 mod db;
+mod http_sink;
 mod proxy;
 mod rp;
 mod smtp;
@@ -13,6 +14,7 @@ mod smtp;
 pub use app::{TestApp, TestAppBuilder};
 pub use browser::{Browser, Page, SentMail, hidden};
 pub use db::TestDb;
+pub use http_sink::HttpSink;
 pub use proxy::TcpProxy;
 pub use rp::{REDIRECT_URI, TestClient, query_of};
 pub use smtp::{Received, SmtpSink};

@@ -444,6 +444,10 @@ impl Core {
         };
         let json = serde_json::to_vec(&grant).map_err(|e| CoreError::Internal(e.to_string()))?;
         self.store.put(&code_key(&code), &json, self.settings.lifetimes.authorization_code).await?;
+        // Told when this session ends, if it registered for back-channel logout.
+        if client.backchannel_logout_uri.is_some() {
+            self.remember_session_client(&grant.sid, &client.client_id).await?;
+        }
         let mut pairs = vec![("code", code.as_str())];
         if let Some(s) = flow.state.as_deref() {
             pairs.push(("state", s));

@@ -25,6 +25,8 @@ use crate::error::CoreError;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExtraMetadata {
     pub end_session_endpoint: String,
+    pub backchannel_logout_supported: bool,
+    pub backchannel_logout_session_supported: bool,
     pub introspection_endpoint: String,
     pub introspection_endpoint_auth_methods_supported: Vec<String>,
     pub revocation_endpoint: String,
@@ -63,6 +65,8 @@ impl Core {
             crate::signing::Alg::ALL.iter().map(|a| a.jws()).collect(),
             ExtraMetadata {
                 end_session_endpoint: self.endpoint(END_SESSION_PATH),
+                backchannel_logout_supported: true,
+                backchannel_logout_session_supported: true,
                 introspection_endpoint: self.endpoint(INTROSPECTION_PATH),
                 introspection_endpoint_auth_methods_supported: strings(&["client_secret_basic", "client_secret_post"]),
                 revocation_endpoint: self.endpoint(REVOCATION_PATH),

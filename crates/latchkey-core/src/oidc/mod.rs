@@ -5,6 +5,7 @@
 //! redirect, and nothing else.
 
 pub mod authorize;
+pub mod backchannel;
 pub mod consent;
 pub mod discovery;
 pub mod introspect;

@@ -14,6 +14,7 @@ macro_rules! on_backend {
 pub mod audit;
 pub mod clients;
 pub mod consents;
+pub mod deliveries;
 pub mod mail_outbox;
 pub mod refresh_tokens;
 pub mod signing_keys;

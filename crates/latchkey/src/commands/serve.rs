@@ -38,11 +38,13 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
 
     let maintenance = tokio::spawn(latchkey_core::maintenance::run_forever(core.clone()));
     let mail = tokio::spawn(latchkey_core::mail::run_worker(core.clone()));
+    let deliveries = tokio::spawn(latchkey_core::oidc::backchannel::run_worker(core.clone()));
     let server = latchkey_web::build_server(core, listeners, &ServeOptions::default())
         .map_err(|e| format!("cannot start the HTTP server: {e}"))?;
     let served = server.await;
     maintenance.abort();
     mail.abort();
+    deliveries.abort();
     served.map_err(|e| format!("server stopped: {e}"))?;
     tracing::info!("stopped");
     Ok(())
