@@ -212,6 +212,8 @@ mod tests {
         names: Vec<(&'static str, Vec<IpAddr>)>,
         lookups: Mutex<Vec<String>>,
         connections: Mutex<Vec<SocketAddr>>,
+        /// What every call answers (a redirect, say).
+        status: Option<u16>,
     }
 
     impl Resolver for Arc<Recorder> {
@@ -225,7 +227,8 @@ mod tests {
     impl Transport for Arc<Recorder> {
         fn post_form(&self, _url: Url, addr: SocketAddr, _body: String) -> BoxFuture<'static, Result<u16, String>> {
             self.connections.lock().unwrap_or_else(|p| p.into_inner()).push(addr);
-            Box::pin(async { Ok(200) })
+            let status = self.status.unwrap_or(200);
+            Box::pin(async move { Ok(status) })
         }
     }
 
@@ -304,5 +307,37 @@ mod tests {
         assert_eq!(out.post_form("http://127.0.0.1:9/bc", String::new()).await, Ok(200));
         assert!(matches!(out.post_form("http://10.0.0.1/bc", String::new()).await, Err(OutboundError::Forbidden(_))));
         assert_eq!(connections(&rec).len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod redirects {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    struct Redirecting(Mutex<usize>);
+
+    impl Transport for Arc<Redirecting> {
+        fn post_form(&self, _url: Url, _addr: SocketAddr, _body: String) -> BoxFuture<'static, Result<u16, String>> {
+            *self.0.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+            Box::pin(async { Ok(302) })
+        }
+    }
+
+    struct Fixed;
+
+    impl Resolver for Fixed {
+        fn resolve(&self, _host: String, _port: u16) -> BoxFuture<'static, Result<Vec<IpAddr>, String>> {
+            Box::pin(async { Ok(vec!["93.184.216.34".parse().map_err(|_| "address".to_owned())?]) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_an_answer_not_a_second_connection() {
+        let t = Arc::new(Redirecting(Mutex::new(0)));
+        let out = Outbound::new(Arc::new(Fixed), Arc::new(t.clone()), false);
+        assert_eq!(out.post_form("https://rp.example/bc", String::new()).await, Ok(302));
+        assert_eq!(*t.0.lock().unwrap_or_else(|p| p.into_inner()), 1, "one connection, the redirect not followed");
     }
 }
