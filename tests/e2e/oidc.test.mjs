@@ -4,8 +4,15 @@
 // Allow → back at the app signed in (acr 1fa); a second sign-in goes straight
 // through (consent remembered); in another browser another user says Deny and
 // the app gets access_denied; and a public client (PKCE, no secret) signs in.
-// Users and clients are made with the CLI. Screenshots of the sign-in and
-// consent pages go to screenshots/.
+// Then RP-initiated logout: the app's "Sign out" sends its ID token as
+// id_token_hint to the end_session_endpoint, which ends the Latchkey session
+// at once and returns to the app's registered post-logout URI with the app's
+// state (no confirmation); /account then wants a sign-in, and so does the
+// app's next sign-in. A sign-out request without a hint (Latchkey's /logout
+// opened directly) shows "Sign out?" naming the app, and confirming it
+// returns to the app with that request's state.
+// Users and clients are made with the CLI. Screenshots of the sign-in,
+// consent and sign-out confirmation pages go to screenshots/.
 //
 // Run: cd tests/e2e && npm ci && node --test
 import { after, before, describe, test } from 'node:test';
@@ -53,14 +60,17 @@ describe('OpenID Connect sign-in from an openid-client app', { timeout: 180_000 
     });
   }
 
-  async function startApp(name, { isPublic }) {
+  async function startApp(name, { isPublic, postLogout = false }) {
     // A port picked free can be taken before the app binds it: try again.
     let lastError;
     for (let attempt = 1; attempt <= 3; attempt++) {
       const port = await freePort();
       const redirectUri = `http://localhost:${port}/callback`;
+      const postLogoutRedirectUri = `http://localhost:${port}/logged-out`;
       const created = await server.cliJson([
-        'client', 'create', '--name', name, '--redirect-uri', redirectUri, ...(isPublic ? ['--public'] : []), '--json',
+        'client', 'create', '--name', name, '--redirect-uri', redirectUri,
+        ...(postLogout ? ['--post-logout-redirect-uri', postLogoutRedirectUri] : []),
+        ...(isPublic ? ['--public'] : []), '--json',
       ]);
       assert.ok(created.client_id, `client create printed no client_id: ${JSON.stringify(created)}`);
       if (isPublic) assert.equal(created.client_secret, null, 'a public client gets no secret');
@@ -72,6 +82,7 @@ describe('OpenID Connect sign-in from an openid-client app', { timeout: 180_000 
           clientId: created.client_id,
           clientSecret: created.client_secret ?? undefined,
           redirectUri,
+          postLogoutRedirectUri,
           name,
         });
       } catch (e) {
@@ -105,6 +116,41 @@ describe('OpenID Connect sign-in from an openid-client app', { timeout: 180_000 
     }
     return urls;
   }
+
+  /**
+   * The main-frame navigations `p` makes while `fn` runs, each hop of a
+   * redirect chain apart: { method, url, status, location } (status null if
+   * no answer came).
+   */
+  async function hopsDuring(p, fn) {
+    const requests = [];
+    const onRequest = (req) => {
+      if (req.isNavigationRequest() && req.frame() === p.mainFrame()) requests.push(req);
+    };
+    p.on('request', onRequest);
+    try {
+      await fn();
+    } finally {
+      p.off('request', onRequest);
+    }
+    return Promise.all(
+      requests.map(async (req) => {
+        const res = await req.response();
+        return {
+          method: req.method(),
+          url: new URL(req.url()),
+          status: res ? res.status() : null,
+          location: res ? (await res.allHeaders()).location ?? null : null,
+        };
+      }),
+    );
+  }
+
+  /** "latchkey GET /logout 303"-like lines for assertion messages. */
+  const describeHops = (hops) =>
+    hops
+      .map((h) => `${h.url.origin === new URL(server.url).origin ? 'latchkey' : 'app'} ${h.method} ${h.url.pathname} ${h.status}`)
+      .join(', ');
 
   const isAt = (base, pathname) => (u) => u.origin === new URL(base).origin && u.pathname === pathname;
 
@@ -149,7 +195,7 @@ describe('OpenID Connect sign-in from an openid-client app', { timeout: 180_000 
     await server.start();
     await createUser(USER);
     await createUser(OTHER);
-    app = await startApp(APP, { isPublic: false });
+    app = await startApp(APP, { isPublic: false, postLogout: true });
     publicApp = await startApp(PUBLIC_APP, { isPublic: true });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
     page = await newPage(problems, documents);
@@ -240,6 +286,109 @@ describe('OpenID Connect sign-in from an openid-client app', { timeout: 180_000 
     assert.equal(params.get('iss'), server.url, 'the error response names the issuer too');
     assert.equal(params.get('code'), null, 'no code after Deny');
     assert.match(await otherPage.title(), new RegExp(escapeRe(APP)));
+  });
+
+  /** Latchkey's /account wants a sign-in: this browser has no session there. */
+  async function expectSignedOutOfLatchkey(p) {
+    await p.goto(`${server.url}/account`);
+    await p.waitForURL(isAt(server.url, '/login'));
+    await p.getByRole('heading', { name: 'Sign in' }).waitFor();
+  }
+
+  /** The app's page after the provider sent the browser back with `state`. */
+  async function expectLoggedOut(p, rp, state) {
+    await p.waitForURL(isAt(rp.url, '/logged-out'));
+    await p.getByText(`You are signed out of ${APP}`, { exact: true }).waitFor();
+    assert.equal(new URL(p.url()).searchParams.get('state'), state, 'the state comes back');
+  }
+
+  step('the app\'s "Sign out" ends the Latchkey session at once (valid id_token_hint): no confirmation', async () => {
+    // Signed in to Latchkey still: the app's sign-in goes straight through.
+    await startSignIn(page, app);
+    await expectSignedIn(page, app, USER);
+    const hops = await hopsDuring(page, async () => {
+      await page.getByRole('link', { name: 'Sign out', exact: true }).click();
+      // Back at the app, or stopped on a page of Latchkey's (a confirmation
+      // would be one: the assertion below then says so).
+      await page.waitForURL((u) => isAt(app.url, '/logged-out')(u) || u.origin === new URL(server.url).origin);
+    });
+    const at = describeHops(hops);
+    assert.deepEqual(
+      hops.map((h) => [h.url.origin, h.method, h.url.pathname]),
+      [
+        [app.url, 'GET', '/logout'],
+        [server.url, 'GET', '/logout'],
+        [app.url, 'GET', '/logged-out'],
+      ],
+      `the app, the end_session_endpoint, straight back to the app: ${at}`,
+    );
+    const [, endSession, back] = hops;
+    const asked = endSession.url.searchParams;
+    assert.ok(asked.get('id_token_hint'), 'the app sent its ID token as the hint');
+    assert.equal(asked.get('client_id'), app.clientId);
+    assert.equal(asked.get('post_logout_redirect_uri'), app.postLogoutRedirectUri);
+    const state = asked.get('state');
+    assert.ok(state, 'the app sent a state');
+    assert.equal(endSession.status, 303, `the end_session_endpoint redirects at once: ${at}`);
+    assert.equal(
+      new URL(endSession.location, server.url).href,
+      `${app.postLogoutRedirectUri}?state=${encodeURIComponent(state)}`,
+      'to the registered post-logout URI with the state',
+    );
+    assert.equal(back.status, 200, `the app accepts the state: ${at}`);
+    await expectLoggedOut(page, app, state);
+  });
+
+  step('Latchkey\'s /account then sends to /login: the session is gone', async () => {
+    await expectSignedOutOfLatchkey(page);
+  });
+
+  step('signing in again from the app needs the sign-in form (not silent)', async () => {
+    await startSignIn(page, app);
+    await page.waitForURL(isAt(server.url, '/login'));
+    assert.ok(await page.getByText(`to continue to ${APP}`, { exact: true }).isVisible(), 'the sign-in page names the app');
+    await signInOnLatchkey(page, USER);
+    // Consent outlives the session: no consent page this time.
+    assert.equal(await expectSignedIn(page, app, USER), firstSub, 'the same subject as before');
+  });
+
+  const CONFIRM_STATE = 's2';
+  step('Latchkey\'s /logout without a hint asks "Sign out?", naming the app', async () => {
+    // This sign-out starts at the provider, not at the app: tell the app
+    // which state to expect back (the test-only hook of rp-app.mjs).
+    app.expectLogout(CONFIRM_STATE);
+    const url = new URL('/logout', server.url);
+    url.searchParams.set('post_logout_redirect_uri', app.postLogoutRedirectUri);
+    url.searchParams.set('client_id', app.clientId);
+    url.searchParams.set('state', CONFIRM_STATE);
+    await page.goto(url.href);
+    await page.getByRole('heading', { name: 'Sign out?' }).waitFor();
+    assert.equal(new URL(page.url()).href, url.href, 'no redirect without a hint');
+    assert.ok(await page.getByText(`${APP} asked to sign you out.`, { exact: true }).isVisible(), 'the page names the app');
+    assert.ok(await page.getByText(USER.email).first().isVisible(), 'the page names the account');
+    assert.ok(await page.getByRole('button', { name: 'Sign out', exact: true }).isVisible());
+    await screenshot(page, 'oidc-logout-confirm');
+  });
+
+  step('"Sign out" there ends the session and returns to the app with the state', async () => {
+    const hops = await hopsDuring(page, async () => {
+      await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+      // Back at the app, or on another page of Latchkey's (said below).
+      await page.waitForURL(
+        (u) => isAt(app.url, '/logged-out')(u) || (u.origin === new URL(server.url).origin && u.pathname !== '/logout'),
+      );
+    });
+    const at = describeHops(hops);
+    assert.deepEqual(
+      hops.map((h) => [h.url.origin, h.method, h.url.pathname, h.status]),
+      [
+        [server.url, 'POST', '/logout', 303],
+        [app.url, 'GET', '/logged-out', 200],
+      ],
+      `the confirmation, then the app: ${at}`,
+    );
+    await expectLoggedOut(page, app, CONFIRM_STATE);
+    await expectSignedOutOfLatchkey(page);
   });
 
   // Run the steps in order; once one fails the rest are skipped, not failed.

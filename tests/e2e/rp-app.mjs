@@ -9,14 +9,33 @@
 //                  (in memory, keyed by state; the state in a cookie) and
 //                  redirects to the provider's authorization endpoint
 //   GET /callback  completes the grant and shows "Signed in as <email>", the
-//                  ID token's claims and userinfo's email; or, with status 400,
-//                  "Sign-in failed: <error>"
+//                  ID token's claims, userinfo's email and a "Sign out" link;
+//                  or, with status 400, "Sign-in failed: <error>". A signed-in
+//                  browser gets a session cookie; its ID token is kept (in
+//                  memory, keyed by that cookie) as the logout hint
+//   GET /logout    ends this app's session and sends the browser to the
+//                  provider's end_session_endpoint (RP-Initiated Logout 1.0)
+//                  with id_token_hint (when signed in here),
+//                  post_logout_redirect_uri /logged-out and a fresh state
+//   GET /logged-out  where the provider sends the browser back: with a state
+//                  this app is waiting for, "You are signed out of <name>"
+//                  (and any session of this app in this browser ends); else,
+//                  with status 400, "Sign-out failed: unexpected state"
+//
+// Test-only: the app's handle has expectLogout(state), which makes the app
+// wait for one more state at /logged-out as if it had sent it itself. The
+// tests use it for a sign-out that starts at the provider's /logout rather
+// than at this app. It is a function of the handle, not an HTTP endpoint, so
+// no page can register a state.
+import crypto from 'node:crypto';
 import http from 'node:http';
 import * as client from 'openid-client';
 
 const SCOPE = 'openid profile email';
-// How long a started sign-in is remembered.
+// How long a started sign-in, or sign-out, is remembered.
 const PENDING_TTL_MS = 10 * 60_000;
+// How long this app's own session lasts.
+const SESSION_TTL_MS = 60 * 60_000;
 const SHOWN_CLAIMS = ['sub', 'email', 'email_verified', 'acr', 'amr'];
 
 const escapeHtml = (v) =>
@@ -56,9 +75,19 @@ function claimValue(v) {
  * Starts the app on 127.0.0.1:`port`, as the client `clientId` of `issuer`
  * (discovered first). Without `clientSecret` it is a public client: no client
  * authentication at the token endpoint (token_endpoint_auth_method none),
- * PKCE only. Resolves to { url, port, close() }.
+ * PKCE only. `postLogoutRedirectUri` (default: /logged-out on the redirect
+ * URI's origin) must be registered for the client exactly. Resolves to
+ * { url, port, clientId, postLogoutRedirectUri, expectLogout(state), close() }.
  */
-export async function startRelyingApp({ port, issuer, clientId, clientSecret, redirectUri, name = 'Demo Notes' }) {
+export async function startRelyingApp({
+  port,
+  issuer,
+  clientId,
+  clientSecret,
+  redirectUri,
+  postLogoutRedirectUri,
+  name = 'Demo Notes',
+}) {
   const isPublic = !clientSecret;
   const config = await client.discovery(
     new URL(issuer),
@@ -68,10 +97,22 @@ export async function startRelyingApp({ port, issuer, clientId, clientSecret, re
     { execute: [client.allowInsecureRequests, client.enableNonRepudiationChecks] },
   );
   const callbackBase = new URL(redirectUri);
+  const loggedOutUri = postLogoutRedirectUri ?? new URL('/logged-out', callbackBase).href;
   // Cookies on localhost are shared by every port: one name per app.
   const cookieName = `demo_rp_${port}_state`;
+  const sessionCookieName = `demo_rp_${port}_session`;
   /** state → { codeVerifier, nonce, expires } */
   const pending = new Map();
+  /** session cookie value → { idToken, expires } */
+  const sessions = new Map();
+  /** state sent to the end_session_endpoint → expires */
+  const pendingLogouts = new Map();
+  const prune = () => {
+    const now = Date.now();
+    for (const [s, p] of pending) if (p.expires < now) pending.delete(s);
+    for (const [id, s] of sessions) if (s.expires < now) sessions.delete(id);
+    for (const [s, expires] of pendingLogouts) if (expires < now) pendingLogouts.delete(s);
+  };
 
   const send = (res, status, html, headers = {}) => {
     res.writeHead(status, {
@@ -82,6 +123,14 @@ export async function startRelyingApp({ port, issuer, clientId, clientSecret, re
     res.end(html);
   };
   const clearCookie = `${cookieName}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0`;
+  const clearSessionCookie = `${sessionCookieName}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0`;
+  /** Ends this browser's session here, if any; returns what it was. */
+  const endSession = (req) => {
+    const id = cookies(req)[sessionCookieName];
+    const session = id ? sessions.get(id) : undefined;
+    if (id) sessions.delete(id);
+    return session;
+  };
   const failed = (res, error, detail) =>
     send(
       res,
@@ -97,8 +146,7 @@ ${detail ? `<p data-testid="error-detail">${escapeHtml(detail)}</p>` : ''}
     );
 
   async function callback(req, res) {
-    const now = Date.now();
-    for (const [s, p] of pending) if (p.expires < now) pending.delete(s);
+    prune();
     const state = cookies(req)[cookieName];
     const flow = state && pending.get(state);
     if (!flow) return failed(res, 'no_sign_in_in_progress', 'This browser has no sign-in in progress here.');
@@ -125,6 +173,10 @@ ${detail ? `<p data-testid="error-detail">${escapeHtml(detail)}</p>` : ''}
     } catch (e) {
       return failed(res, `userinfo: ${e.error || e.code || e.name}`, e.error_description || e.message);
     }
+    // This browser is signed in here now (a session it had before ends).
+    endSession(req);
+    const sessionId = crypto.randomBytes(32).toString('base64url');
+    sessions.set(sessionId, { idToken: tokens.id_token, expires: Date.now() + SESSION_TTL_MS });
     const rows = SHOWN_CLAIMS.map(
       (c) => `<dt>${c}</dt><dd data-testid="claim-${c}">${escapeHtml(claimValue(claims[c]))}</dd>`,
     ).join('\n');
@@ -144,9 +196,61 @@ ${rows}
 <dt>email</dt><dd data-testid="userinfo-email">${escapeHtml(claimValue(userinfo.email))}</dd>
 </dl>
 <p>Client authentication: <span data-testid="client-auth">${isPublic ? 'none' : 'client_secret_post'}</span></p>
+<p><a href="/logout">Sign out</a></p>
 <p><a href="/login">Sign in with Latchkey</a></p>`,
       ),
-      { 'set-cookie': clearCookie },
+      {
+        'set-cookie': [
+          clearCookie,
+          `${sessionCookieName}=${sessionId}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${SESSION_TTL_MS / 1000}`,
+        ],
+      },
+    );
+  }
+
+  // A sign-out link that is a GET keeps the demo small; a real app would
+  // guard it against cross-site requests (a POST form with a CSRF token).
+  function logout(req, res) {
+    prune();
+    const session = endSession(req);
+    const state = client.randomState();
+    pendingLogouts.set(state, Date.now() + PENDING_TTL_MS);
+    const params = { post_logout_redirect_uri: loggedOutUri, state };
+    // Without a hint (not signed in here) the provider asks the user.
+    if (session) params.id_token_hint = session.idToken;
+    const url = client.buildEndSessionUrl(config, params);
+    res.writeHead(302, { location: url.href, 'cache-control': 'no-store', 'set-cookie': clearSessionCookie });
+    res.end();
+  }
+
+  function loggedOut(req, res) {
+    prune();
+    const state = new URL(req.url, callbackBase).searchParams.get('state');
+    if (!state || !pendingLogouts.has(state)) {
+      return send(
+        res,
+        400,
+        page(
+          `${name}: sign-out failed`,
+          `<h1>${escapeHtml(name)}</h1>
+<p role="alert" data-testid="error">Sign-out failed: unexpected state</p>
+<p><a href="/">${escapeHtml(name)}</a></p>`,
+        ),
+      );
+    }
+    pendingLogouts.delete(state);
+    // Signed out at the provider, so here too (a sign-out that started there).
+    endSession(req);
+    send(
+      res,
+      200,
+      page(
+        `${name}: signed out`,
+        `<h1>${escapeHtml(name)}</h1>
+<p data-testid="signed-out">You are signed out of ${escapeHtml(name)}</p>
+<p><a href="/login">Sign in with Latchkey</a></p>`,
+      ),
+      { 'set-cookie': clearSessionCookie },
     );
   }
 
@@ -188,6 +292,8 @@ ${rows}
       }
       if (pathname === '/login') return await login(req, res);
       if (pathname === '/callback') return await callback(req, res);
+      if (pathname === '/logout') return logout(req, res);
+      if (pathname === '/logged-out') return loggedOut(req, res);
       if (pathname === '/favicon.ico') {
         res.writeHead(204);
         return res.end();
@@ -210,6 +316,12 @@ ${rows}
   return {
     port,
     url: `${callbackBase.protocol}//${callbackBase.host}`,
+    clientId,
+    postLogoutRedirectUri: loggedOutUri,
+    /** Test-only: accept `state` once at /logged-out (see the top of this file). */
+    expectLogout(state) {
+      pendingLogouts.set(state, Date.now() + PENDING_TTL_MS);
+    },
     close: () =>
       new Promise((resolve) => {
         server.close(() => resolve());
