@@ -10,6 +10,7 @@ mod headers;
 mod health;
 mod keys;
 mod logout;
+mod magic;
 mod metrics;
 mod oidc;
 mod serve;

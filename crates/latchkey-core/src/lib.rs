@@ -9,6 +9,7 @@ pub mod clients;
 pub mod clock;
 pub mod error;
 pub mod keys;
+pub mod magic;
 pub mod mail;
 pub mod maintenance;
 pub mod net;

@@ -351,6 +351,30 @@ pub fn reset_password(to: &str, link: &str, ttl: Duration) -> Result<Mail, MailE
     })
 }
 
+#[derive(Template)]
+#[template(path = "mail/magic_link.txt")]
+struct MagicText<'a> {
+    link: &'a str,
+    lifetime: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "mail/magic_link.html")]
+struct MagicHtml<'a> {
+    link: &'a str,
+    lifetime: &'a str,
+}
+
+pub fn magic_link(to: &str, link: &str, ttl: Duration) -> Result<Mail, MailError> {
+    let lifetime = lifetime(ttl);
+    Ok(Mail {
+        to: to.to_owned(),
+        subject: "Your sign-in link".into(),
+        text: render(&MagicText { link, lifetime: &lifetime })?,
+        html: render(&MagicHtml { link, lifetime: &lifetime })?,
+    })
+}
+
 pub fn password_changed(to: &str, forgot: &str) -> Result<Mail, MailError> {
     Ok(Mail {
         to: to.to_owned(),

@@ -48,6 +48,13 @@ struct RawSettings {
     limits: RawLimits,
     keys: RawKeys,
     outbound: RawOutbound,
+    magic_links: RawMagicLinks,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawMagicLinks {
+    create_accounts: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -112,6 +119,7 @@ struct RawLifetimes {
     refresh_idle_secs: Option<u64>,
     refresh_absolute_secs: Option<u64>,
     refresh_reuse_grace_secs: Option<u64>,
+    magic_link_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -125,6 +133,8 @@ struct RawLimits {
     reset_mails_per_account_per_hour: Option<u64>,
     reset_requests_per_address_per_hour: Option<u64>,
     account_mails_per_hour: Option<u64>,
+    magic_link_mails_per_account_per_hour: Option<u64>,
+    magic_link_requests_per_address_per_hour: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -195,6 +205,15 @@ pub struct Settings {
     pub limits: Limits,
     pub keys: KeySettings,
     pub outbound: OutboundSettings,
+    pub magic_links: MagicLinkSettings,
+}
+
+/// Sign-in links by mail.
+#[derive(Debug, Clone, Default)]
+pub struct MagicLinkSettings {
+    /// Whether a link may be sent to an address with no account, creating
+    /// the account (with that address verified) when it is used.
+    pub create_accounts: bool,
 }
 
 /// Calls made on others' behalf (back-channel logout).
@@ -257,6 +276,8 @@ pub struct Lifetimes {
     /// A rotated refresh token presented again within this gets the same
     /// successor; after it, the family is revoked.
     pub refresh_reuse_grace: Duration,
+    /// A sign-in link by mail works once, this long.
+    pub magic_link: Duration,
 }
 
 /// Rate limits (SPEC §5 defaults), counted in the store.
@@ -270,6 +291,8 @@ pub struct Limits {
     pub reset_mails_per_account_per_hour: u64,
     pub reset_requests_per_address_per_hour: u64,
     pub account_mails_per_hour: u64,
+    pub magic_link_mails_per_account_per_hour: u64,
+    pub magic_link_requests_per_address_per_hour: u64,
 }
 
 /// Where short-lived state lives: Redis when `url` is set, else the SQL
@@ -494,6 +517,7 @@ impl Settings {
             },
         };
         let outbound = OutboundSettings { allow_loopback: raw.outbound.allow_loopback.unwrap_or(false) };
+        let magic_links = MagicLinkSettings { create_accounts: raw.magic_links.create_accounts.unwrap_or(false) };
         Ok(Settings {
             server,
             data_dir,
@@ -507,6 +531,7 @@ impl Settings {
             limits,
             keys,
             outbound,
+            magic_links,
         })
     }
 
@@ -732,6 +757,7 @@ fn validate_lifetimes(raw: RawLifetimes) -> Result<Lifetimes, ConfigError> {
         refresh_idle,
         refresh_absolute,
         refresh_reuse_grace: secs("lifetimes.refresh_reuse_grace_secs", raw.refresh_reuse_grace_secs, 10, 0, 60)?,
+        magic_link: secs("lifetimes.magic_link_secs", raw.magic_link_secs, 600, 60, 3600)?,
     })
 }
 
@@ -769,6 +795,16 @@ fn validate_limits(raw: RawLimits) -> Result<Limits, ConfigError> {
             20,
         )?,
         account_mails_per_hour: limit("limits.account_mails_per_hour", raw.account_mails_per_hour, 5)?,
+        magic_link_mails_per_account_per_hour: limit(
+            "limits.magic_link_mails_per_account_per_hour",
+            raw.magic_link_mails_per_account_per_hour,
+            5,
+        )?,
+        magic_link_requests_per_address_per_hour: limit(
+            "limits.magic_link_requests_per_address_per_hour",
+            raw.magic_link_requests_per_address_per_hour,
+            20,
+        )?,
     })
 }
 

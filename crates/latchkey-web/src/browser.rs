@@ -18,6 +18,8 @@ use latchkey_core::{Core, CoreError};
 pub const SESSION: &str = "latchkey_session";
 pub const CSRF: &str = "latchkey_csrf";
 pub const DEVICE: &str = "latchkey_device";
+/// Binds a sign-in link to the browser that asked for it.
+pub const LINK: &str = "latchkey_link";
 
 /// The cookie's name as sent: `__Host-` prefixed over https.
 pub fn cookie_name(core: &Core, base: &str) -> String {
@@ -46,6 +48,10 @@ pub fn removal(core: &Core, base: &str) -> Cookie<'static> {
 
 pub fn session_cookie(core: &Core, id: String) -> Cookie<'static> {
     build_cookie(core, SESSION, id, Some(core.settings.lifetimes.session_absolute))
+}
+
+pub fn link_cookie(core: &Core, token: String) -> Cookie<'static> {
+    build_cookie(core, LINK, token, Some(core.settings.lifetimes.magic_link))
 }
 
 pub fn device_cookie(core: &Core, token: String) -> Cookie<'static> {

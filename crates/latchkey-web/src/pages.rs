@@ -45,6 +45,14 @@ pub struct Message {
 }
 
 #[derive(Template)]
+#[template(path = "magic_link.html")]
+pub struct MagicLink {
+    pub csrf: String,
+    pub token: String,
+    pub email: String,
+}
+
+#[derive(Template)]
 #[template(path = "logout.html")]
 pub struct Logout {
     pub csrf: String,

@@ -93,6 +93,25 @@ pub struct LoginForm {
     next: String,
 }
 
+/// The end of every first factor: the new session's cookies, and on to
+/// `next`. Whatever session this browser had ends (a new id at sign-in).
+pub async fn signed_in_response(
+    req: &HttpRequest,
+    core: &Core,
+    signed_in: latchkey_core::auth::SignedIn,
+    next: &str,
+) -> HttpResponse {
+    if let Ok(Some(old)) = browser::current_session(req, core).await
+        && old.handle != signed_in.session.handle
+    {
+        let _ = core.end_session(&old.record.user_id, &old.handle).await;
+    }
+    let mut builder = HttpResponse::build(StatusCode::SEE_OTHER);
+    builder.cookie(browser::session_cookie(core, signed_in.session_id));
+    builder.cookie(browser::device_cookie(core, signed_in.device_token));
+    see_other(builder, next)
+}
+
 /// The same words for a wrong password and an unknown email.
 pub const BAD_CREDENTIALS: &str = "That email and password don’t match an account. Check them and try again.";
 
@@ -110,16 +129,7 @@ pub async fn login(req: HttpRequest, core: Data<Core>, form: Form<LoginForm>) ->
     let ctx = browser::context(&req);
     let device = browser::cookie_value(&req, &core, DEVICE);
     match core.password_login(&email, &form.password, &ctx, device.as_deref()).await {
-        Ok(Ok(signed_in)) => {
-            // A new session id at sign-in: whatever session this browser had ends.
-            if let Ok(Some(old)) = browser::current_session(&req, &core).await {
-                let _ = core.end_session(&old.record.user_id, &old.handle).await;
-            }
-            let mut builder = HttpResponse::build(StatusCode::SEE_OTHER);
-            builder.cookie(browser::session_cookie(&core, signed_in.session_id));
-            builder.cookie(browser::device_cookie(&core, signed_in.device_token));
-            see_other(builder, &next)
-        }
+        Ok(Ok(signed_in)) => signed_in_response(&req, &core, signed_in, &next).await,
         // 200: the page itself is the answer (a 401 would need a
         // WWW-Authenticate challenge that forms do not have).
         Ok(Err(LoginRefusal::BadCredentials)) => {
@@ -142,6 +152,121 @@ pub async fn login(req: HttpRequest, core: Data<Core>, form: Form<LoginForm>) ->
         }
         Err(e) => pages::error_page(&e),
     }
+}
+
+// ---------------------------------------------------------------- sign-in links
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct LinkRequestForm {
+    csrf: String,
+    email: String,
+    next: String,
+}
+
+/// "Email me a sign-in link": the same answer whether or not the address
+/// has an account.
+#[post("/login/link")]
+pub async fn request_link(req: HttpRequest, core: Data<Core>, form: Form<LinkRequestForm>) -> HttpResponse {
+    if !browser::csrf_ok(&req, &core, &form.csrf) {
+        return pages::csrf_refused();
+    }
+    let next = browser::safe_next(Some(&form.next));
+    let email = form.email.trim().to_owned();
+    if email.is_empty() {
+        let msg = "Enter your email, and we’ll send you a link to sign in.".to_owned();
+        return login_page(&req, &core, StatusCode::BAD_REQUEST, &next, &email, Some(msg), None).await;
+    }
+    // This browser's claim to the link: only here may it continue an app.
+    let browser_token = match latchkey_core::tokens::random_token() {
+        Ok(t) => t,
+        Err(e) => return pages::error_page(&e.into()),
+    };
+    match core.request_magic_link(&email, &browser_token, &next, &browser::context(&req)).await {
+        Ok(()) => {
+            let mut builder = HttpResponse::build(StatusCode::OK);
+            builder.cookie(browser::link_cookie(&core, browser_token));
+            let minutes = core.settings.lifetimes.magic_link.as_secs().div_ceil(60);
+            pages::render(
+                builder,
+                StatusCode::OK,
+                &pages::Message {
+                    title: "Check your email".into(),
+                    message: "If".into(),
+                    email: Some(email),
+                    after: format!(
+                        " can sign in here, we sent it a link. Open it on this device to continue; it works once, for {minutes} minutes."
+                    ),
+                    alert: false,
+                    link: Some(("/login".into(), "Back to sign in".into())),
+                },
+            )
+        }
+        Err(CoreError::Invalid { message, .. }) => {
+            login_page(&req, &core, StatusCode::UNPROCESSABLE_ENTITY, &next, &email, Some(message), None).await
+        }
+        Err(e @ CoreError::RateLimited(_)) => {
+            login_page(&req, &core, StatusCode::TOO_MANY_REQUESTS, &next, &email, Some(e.to_string()), None).await
+        }
+        Err(e) => pages::error_page(&e),
+    }
+}
+
+fn link_invalid() -> HttpResponse {
+    pages::message(
+        StatusCode::BAD_REQUEST,
+        "This sign-in link can’t be used",
+        "It has expired or was already used. Ask for a new one on the sign-in page.",
+        true,
+        Some(("/login", "Back to sign in")),
+    )
+}
+
+async fn use_link(req: &HttpRequest, core: &Core, token: &str) -> HttpResponse {
+    let browser_token = browser::cookie_value(req, core, browser::LINK);
+    match core.use_magic_link(token, browser_token.as_deref(), &browser::context(req)).await {
+        Ok(Some(used)) => {
+            let next = browser::safe_next(used.next.as_deref());
+            let mut res = signed_in_response(req, core, used.signed_in, &next).await;
+            // The link is used: this browser's claim to it goes too.
+            let _ = res.add_cookie(&browser::removal(core, browser::LINK));
+            res
+        }
+        Ok(None) => link_invalid(),
+        Err(e) => pages::error_page(&e),
+    }
+}
+
+/// The link from the mail. In the browser that asked: signed in at once.
+/// Anywhere else: the address is shown and one click is needed.
+#[get("/login/link")]
+pub async fn open_link(req: HttpRequest, core: Data<Core>, q: Query<TokenQuery>) -> HttpResponse {
+    let browser_token = browser::cookie_value(&req, &core, browser::LINK);
+    match core.magic_link_target(&q.token, browser_token.as_deref()).await {
+        Ok(Some(t)) if t.same_browser => use_link(&req, &core, &q.token).await,
+        Ok(Some(t)) => pages::form_page(&req, &core, StatusCode::OK, |csrf| pages::MagicLink {
+            csrf,
+            token: q.token.clone(),
+            email: t.email,
+        }),
+        Ok(None) => link_invalid(),
+        Err(e) => pages::error_page(&e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct LinkConfirmForm {
+    csrf: String,
+    token: String,
+}
+
+#[post("/login/link/confirm")]
+pub async fn confirm_link(req: HttpRequest, core: Data<Core>, form: Form<LinkConfirmForm>) -> HttpResponse {
+    if !browser::csrf_ok(&req, &core, &form.csrf) {
+        return pages::csrf_refused();
+    }
+    use_link(&req, &core, &form.token).await
 }
 
 // ---------------------------------------------------------------- sign up
