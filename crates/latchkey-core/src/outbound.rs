@@ -40,11 +40,17 @@ pub trait Resolver: Send + Sync {
     fn resolve(&self, host: String, port: u16) -> BoxFuture<'static, Result<Vec<IpAddr>, String>>;
 }
 
-/// Sends one POST of a form to `url`, connecting to `addr` only; returns the
-/// status code.
+/// An HTTP request and response as the OAuth crates pass them.
+pub type Request = openidconnect::http::Request<Vec<u8>>;
+pub type Response = openidconnect::http::Response<Vec<u8>>;
+
+/// Sends one request, connecting to `addr` only.
 pub trait Transport: Send + Sync {
-    fn post_form(&self, url: Url, addr: SocketAddr, body: String) -> BoxFuture<'static, Result<u16, String>>;
+    fn send(&self, request: Request, addr: SocketAddr) -> BoxFuture<'static, Result<Response, String>>;
 }
+
+/// Response bodies larger than this are refused.
+pub const MAX_RESPONSE: usize = 1 << 20;
 
 /// The system resolver (through tokio).
 pub struct SystemResolver;
@@ -78,9 +84,10 @@ impl HttpTransport {
 }
 
 impl Transport for HttpTransport {
-    fn post_form(&self, url: Url, addr: SocketAddr, body: String) -> BoxFuture<'static, Result<u16, String>> {
+    fn send(&self, request: Request, addr: SocketAddr) -> BoxFuture<'static, Result<Response, String>> {
         let tls = self.tls.clone();
         Box::pin(async move {
+            let url = Url::parse(&request.uri().to_string()).map_err(|e| e.to_string())?;
             let host = url.host_str().unwrap_or_default().to_owned();
             let client = reqwest::Client::builder()
                 .use_preconfigured_tls(tls)
@@ -91,14 +98,24 @@ impl Transport for HttpTransport {
                 .user_agent(concat!("Latchkey/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .map_err(|e| e.to_string())?;
-            let resp = client
-                .post(url)
-                .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(resp.status().as_u16())
+            let (parts, body) = request.into_parts();
+            let mut builder = client.request(parts.method, url);
+            for (name, value) in &parts.headers {
+                builder = builder.header(name, value);
+            }
+            let mut resp = builder.body(body).send().await.map_err(|e| e.to_string())?;
+            let mut out = openidconnect::http::Response::builder().status(resp.status().as_u16());
+            for (name, value) in resp.headers() {
+                out = out.header(name.as_str(), value.as_bytes());
+            }
+            let mut bytes = Vec::new();
+            while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+                if bytes.len() + chunk.len() > MAX_RESPONSE {
+                    return Err("the response is too large".into());
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            out.body(bytes).map_err(|e| e.to_string())
         })
     }
 }
@@ -193,10 +210,21 @@ impl Outbound {
         Ok((parsed, SocketAddr::new(candidates[0], port)))
     }
 
+    /// Sends a request after the checks.
+    pub async fn send(&self, request: Request) -> Result<Response, OutboundError> {
+        let (_, addr) = self.target(&request.uri().to_string()).await?;
+        self.transport.send(request, addr).await.map_err(OutboundError::Transport)
+    }
+
     /// POSTs a form to `url` after the checks; the status code.
     pub async fn post_form(&self, url: &str, body: String) -> Result<u16, OutboundError> {
-        let (parsed, addr) = self.target(url).await?;
-        self.transport.post_form(parsed, addr, body).await.map_err(OutboundError::Transport)
+        let request = openidconnect::http::Request::builder()
+            .method("POST")
+            .uri(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.into_bytes())
+            .map_err(|_| OutboundError::BadUrl)?;
+        Ok(self.send(request).await?.status().as_u16())
     }
 }
 
@@ -224,11 +252,15 @@ mod tests {
         }
     }
 
+    fn answer(status: u16) -> Result<Response, String> {
+        openidconnect::http::Response::builder().status(status).body(Vec::new()).map_err(|e| e.to_string())
+    }
+
     impl Transport for Arc<Recorder> {
-        fn post_form(&self, _url: Url, addr: SocketAddr, _body: String) -> BoxFuture<'static, Result<u16, String>> {
+        fn send(&self, _request: Request, addr: SocketAddr) -> BoxFuture<'static, Result<Response, String>> {
             self.connections.lock().unwrap_or_else(|p| p.into_inner()).push(addr);
             let status = self.status.unwrap_or(200);
-            Box::pin(async move { Ok(status) })
+            Box::pin(async move { answer(status) })
         }
     }
 
@@ -319,9 +351,11 @@ mod redirects {
     struct Redirecting(Mutex<usize>);
 
     impl Transport for Arc<Redirecting> {
-        fn post_form(&self, _url: Url, _addr: SocketAddr, _body: String) -> BoxFuture<'static, Result<u16, String>> {
+        fn send(&self, _request: Request, _addr: SocketAddr) -> BoxFuture<'static, Result<Response, String>> {
             *self.0.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-            Box::pin(async { Ok(302) })
+            Box::pin(async {
+                openidconnect::http::Response::builder().status(302).body(Vec::new()).map_err(|e| e.to_string())
+            })
         }
     }
 
