@@ -236,23 +236,37 @@ export class Server {
     }
   }
 
-  /** The first .eml in the outbox whose text mentions `needle`, decoded. */
-  async waitForMail(needle) {
+  /** Every .eml in the outbox so far, oldest first: [{ name, text }], text decoded. */
+  async outboxMails() {
+    let names = [];
+    try {
+      names = (await fsp.readdir(this.outbox)).filter((n) => n.endsWith('.eml')).sort();
+    } catch (e) {
+      if (e.code !== 'ENOENT') throw e;
+    }
+    const mails = [];
+    for (const name of names) {
+      const raw = await fsp.readFile(path.join(this.outbox, name), 'utf8');
+      mails.push({ name, text: decodeQuotedPrintable(raw) });
+    }
+    return mails;
+  }
+
+  /**
+   * The first .eml in the outbox whose text mentions `needle`, decoded,
+   * passing over the files named in `except` (mails already read).
+   * `withName` resolves to { name, text } instead of the text.
+   */
+  async waitForMail(needle, { except = [], withName = false } = {}) {
+    const skip = new Set(except);
     const deadline = Date.now() + MAIL_DEADLINE_MS;
     for (;;) {
-      let names = [];
-      try {
-        names = (await fsp.readdir(this.outbox)).filter((n) => n.endsWith('.eml')).sort();
-      } catch (e) {
-        if (e.code !== 'ENOENT') throw e;
-      }
-      for (const name of names) {
-        const raw = await fsp.readFile(path.join(this.outbox, name), 'utf8');
-        const text = decodeQuotedPrintable(raw);
-        if (text.includes(needle)) return text;
-      }
+      const mails = await this.outboxMails();
+      const found = mails.find((m) => !skip.has(m.name) && m.text.includes(needle));
+      if (found) return withName ? found : found.text;
       if (Date.now() > deadline) {
-        throw new Error(`no mail for ${needle} in ${this.outbox} within ${MAIL_DEADLINE_MS} ms (files: ${names.join(', ') || 'none'})`);
+        const names = mails.map((m) => m.name).join(', ') || 'none';
+        throw new Error(`no new mail for ${needle} in ${this.outbox} within ${MAIL_DEADLINE_MS} ms (files: ${names})`);
       }
       await sleep(100);
     }

@@ -193,3 +193,15 @@ async fn a_disabled_account_gets_no_link() {
     app.mail_delivered().await;
     assert_eq!(app.mail_count(EMAIL).await, 1, "no new link");
 }
+
+#[tokio::test]
+async fn asking_twice_keeps_the_first_link_working_in_the_same_browser() {
+    let app = app_with_user(true).await;
+    let b = Browser::new(&app);
+    ask(&b, EMAIL, "/authorize/continue?flow=abc").await;
+    let first = link_path(&app, EMAIL, 0).await;
+    ask(&b, EMAIL, "/account").await;
+    link_path(&app, EMAIL, 1).await;
+    let p = b.get(&first).await;
+    assert_eq!(p.location.as_deref(), Some("/authorize/continue?flow=abc"), "still this browser's link");
+}

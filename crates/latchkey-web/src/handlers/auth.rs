@@ -178,9 +178,13 @@ pub async fn request_link(req: HttpRequest, core: Data<Core>, form: Form<LinkReq
         return login_page(&req, &core, StatusCode::BAD_REQUEST, &next, &email, Some(msg), None).await;
     }
     // This browser's claim to the link: only here may it continue an app.
-    let browser_token = match latchkey_core::tokens::random_token() {
-        Ok(t) => t,
-        Err(e) => return pages::error_page(&e.into()),
+    // Kept when it has one, so an earlier link (a slow mail) still works here.
+    let browser_token = match browser::cookie_value(&req, &core, browser::LINK).filter(|v| v.len() == 43) {
+        Some(t) => t,
+        None => match latchkey_core::tokens::random_token() {
+            Ok(t) => t,
+            Err(e) => return pages::error_page(&e.into()),
+        },
     };
     match core.request_magic_link(&email, &browser_token, &next, &browser::context(&req)).await {
         Ok(()) => {
