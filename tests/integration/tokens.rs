@@ -515,3 +515,43 @@ async fn a_deleted_clients_tokens_stop_working() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn a_code_from_a_session_that_ended_gives_nothing() {
+    let (app, b) = setup().await;
+    let c = app.client("Own app", false, true).await;
+    // A code issued, then the session signs out before it is redeemed.
+    let q = code_for(&app, &b, &c, &[("scope", "openid offline_access")]).await;
+    let page = b.get("/logout").await;
+    assert_eq!(b.post_raw("/logout", &[("csrf", &page.csrf())]).await.status, 303);
+    let (st, e) = exchange(&app, &c, &q["code"], Some(VERIFIER)).await;
+    assert_eq!((st, e["error"].as_str()), (400, Some("invalid_grant")), "{e}");
+
+    // A code issued, then all the user's tokens are revoked (disabled and
+    // enabled again): the code is refused too.
+    app.clock.advance(chrono::Duration::seconds(2));
+    let q = code_for(&app, &b, &c, &[("scope", "openid offline_access")]).await;
+    latchkey_core::accounts::set_disabled(&app.core, EMAIL, true, &Actor::Cli).await.expect("disable");
+    latchkey_core::accounts::set_disabled(&app.core, EMAIL, false, &Actor::Cli).await.expect("enable");
+    let (st, _) = exchange(&app, &c, &q["code"], Some(VERIFIER)).await;
+    assert_eq!(st, 400);
+}
+
+#[tokio::test]
+async fn proving_an_address_forgets_the_consents_someone_else_gave() {
+    let app = TestApp::spawn().await;
+    app.core.ensure_signing_key().await.expect("key");
+    app.user(EMAIL, STRONG_PASSWORD, false).await;
+    let third = app.client("Third party", false, false).await;
+    let squatter = Browser::new(&app);
+    code_for(&app, &squatter, &third, &[]).await;
+    let user = latchkey_core::accounts::find_by_email(&app.core, EMAIL).await.expect("db").expect("user");
+    assert_eq!(app.core.connected_apps(&user.id).await.expect("apps").len(), 1);
+    // The owner proves the address with a sign-in link.
+    let owner = Browser::new(&app);
+    owner.submit("/login", "/login/link", &[("email", EMAIL), ("next", "/account")]).await;
+    let mail = app.wait_for_mail(EMAIL, "Your sign-in link", 0).await;
+    let path = mail.link("/login/link?token=").expect("link").trim_start_matches(&app.public_url).to_owned();
+    assert_eq!(owner.get(&path).await.status, 303);
+    assert!(app.core.connected_apps(&user.id).await.expect("apps").is_empty(), "the app must ask the owner again");
+}

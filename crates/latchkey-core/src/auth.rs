@@ -347,6 +347,8 @@ impl Core {
                 let first_proof = !row.email_verified;
                 if drop_password && first_proof {
                     q::clear_password_and_verify(conn, &row.id, now)?;
+                    // Whatever the pre-registrant allowed apps goes too.
+                    latchkey_db::consents::delete_for_user(conn, &row.id)?;
                     row.password_hash = None;
                 } else {
                     q::set_email_verified(conn, &row.id, now)?;

@@ -323,11 +323,22 @@ impl Core {
                 due.push(alg);
             }
         }
-        let actor = Actor::Cli;
-        for alg in &due {
-            self.rotate_alg(*alg, false, &actor).await?;
+        if due.is_empty() {
+            return Ok(0);
         }
-        Ok(due.len())
+        // The same lock as `keys rotate`, so the two never both add a successor.
+        let Some(lock) = self.store.try_lock("keys", Duration::from_secs(60)).await? else { return Ok(0) };
+        let actor = Actor::Cli;
+        let mut result = Ok(due.len());
+        for alg in &due {
+            if let Err(e) = self.rotate_alg(*alg, false, &actor).await {
+                result = Err(e);
+                break;
+            }
+        }
+        let _ = self.store.unlock(&lock).await;
+        self.forget_signing_key().await;
+        result
     }
 
     /// The published keys as a JWK Set (openidconnect's types: each key

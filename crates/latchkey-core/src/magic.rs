@@ -157,6 +157,8 @@ impl Core {
                     }
                     if first_proof {
                         latchkey_db::users::clear_password_and_verify(conn, &row.id, now)?;
+                        // Whatever the pre-registrant allowed apps goes too.
+                        latchkey_db::consents::delete_for_user(conn, &row.id)?;
                         row.password_hash = None;
                         row.email_verified = true;
                     }

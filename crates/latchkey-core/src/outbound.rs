@@ -131,7 +131,20 @@ pub fn is_public(ip: IpAddr, allow_loopback: bool) -> bool {
             if v6.is_loopback() {
                 return allow_loopback;
             }
-            let first = v6.segments()[0];
+            let seg = v6.segments();
+            // IPv4-compatible ::a.b.c.d (deprecated, still routed by some stacks).
+            if seg[..6].iter().all(|x| *x == 0) {
+                return false;
+            }
+            let first = seg[0];
+            if first == 0x2002 // 6to4: an IPv4 address inside
+                || (first == 0x2001 && seg[1] == 0) // Teredo
+                || (first == 0x0064 && seg[1] == 0xff9b) // NAT64, well-known and local-use
+                || (first & 0xffc0) == 0xfec0
+            // site-local
+            {
+                return false;
+            }
             !(v6.is_unspecified()
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00 // unique local (incl. fd00:ec2::254)
@@ -146,7 +159,7 @@ fn public_v4(v4: Ipv4Addr, allow_loopback: bool) -> bool {
     if v4.is_loopback() {
         return allow_loopback;
     }
-    let [a, b, ..] = v4.octets();
+    let [a, b, c, _] = v4.octets();
     !(v4.is_private()
         || v4.is_link_local() // 169.254/16, the metadata address included
         || v4.is_unspecified()
@@ -155,7 +168,7 @@ fn public_v4(v4: Ipv4Addr, allow_loopback: bool) -> bool {
         || v4.is_documentation()
         || a == 0
         || (a == 100 && (64..128).contains(&b)) // CGNAT (100.100.100.200 included)
-        || (a == 192 && b == 0) // 192.0.0.0/24 and 192.0.2.0/24
+        || (a == 192 && b == 0 && (c == 0 || c == 2)) // 192.0.0.0/24 and 192.0.2.0/24
         || (a == 198 && (18..20).contains(&b)) // benchmarking
         || a >= 240)
 }
@@ -305,6 +318,13 @@ mod tests {
             "http://0.0.0.0/",
             "http://[::]/",
             "http://224.0.0.1/",
+            "http://[::127.0.0.1]/",
+            "http://[::a00:1]/",
+            "http://[2002:a00:1::1]/",
+            "http://[2001:0:4136:e378::1]/",
+            "http://[64:ff9b::a00:1]/",
+            "http://[64:ff9b:1::a00:1]/",
+            "http://[fec0::1]/",
             "https://inside.example/bc",
             "https://mixed.example/bc",
             "https://metadata.example/bc",

@@ -170,10 +170,21 @@ impl Core {
         }
         let (kid, pkcs8) = match self.active_signing_key(alg).await {
             Ok(k) => k,
-            // A client chose an algorithm that has no key yet: make one.
+            // A client chose an algorithm that has no key yet: make one (or
+            // wait a moment for the instance that is making it).
             Err(_) => {
-                self.ensure_key_for(alg).await?;
-                self.active_signing_key(alg).await?
+                let mut tries = 0;
+                loop {
+                    self.ensure_key_for(alg).await?;
+                    match self.active_signing_key(alg).await {
+                        Ok(k) => break k,
+                        Err(e) if tries >= 20 => return Err(e),
+                        Err(_) => {
+                            tries += 1;
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
             }
         };
         let key = tokio::task::spawn_blocking(move || SigningKey::open(alg, &kid, &pkcs8))

@@ -98,6 +98,9 @@ pub struct CodeGrant {
     /// Every token issued from this code carries it; a replayed code
     /// revokes the lot.
     pub grant_id: String,
+    /// When the code was issued (revocations after it refuse it).
+    #[serde(default)]
+    pub issued_at: Option<DateTime<Utc>>,
 }
 
 pub(crate) fn flow_key(flow_id: &str) -> String {
@@ -441,6 +444,7 @@ impl Core {
             amr: r.amr.clone(),
             sid: crate::auth::session_sid(session),
             grant_id: random_id()?,
+            issued_at: Some(self.clock.now()),
         };
         let json = serde_json::to_vec(&grant).map_err(|e| CoreError::Internal(e.to_string()))?;
         self.store.put(&code_key(&code), &json, self.settings.lifetimes.authorization_code).await?;

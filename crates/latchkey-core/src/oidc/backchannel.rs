@@ -131,6 +131,12 @@ impl Core {
                     self.db.run(move |conn| q::delete(conn, &id)).await?;
                     delivered += 1;
                 }
+                // The app refused the token itself (400, Back-Channel Logout
+                // §2.8): sending it again will not help.
+                Err(e) if e.starts_with("the relying app answered 4") && !e.ends_with("408") && !e.ends_with("429") => {
+                    tracing::warn!(error = %e, client_id = %row.client_id, "back-channel logout refused by the app");
+                    self.db.run(move |conn| q::delete(conn, &id)).await?;
+                }
                 Err(e) if row.attempts + 1 >= MAX_ATTEMPTS => {
                     tracing::error!(error = %e, client_id = %row.client_id, "back-channel logout failed; giving up");
                     self.db.run(move |conn| q::delete(conn, &id)).await?;

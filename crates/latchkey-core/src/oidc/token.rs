@@ -216,8 +216,13 @@ impl Core {
         }
         let Some(raw) = self.store.get(&code_key(code)).await? else {
             // Used before? Then whatever it gave is revoked.
-            if let Some(grant_id) = self.store.get(&tombstone_key(code)).await? {
-                self.revoke_replayed(&String::from_utf8_lossy(&grant_id), &client.client_id, ctx).await?;
+            // The tombstone names the code's client: only that client's
+            // replay revokes what the code gave.
+            if let Some(stone) = self.store.get(&tombstone_key(code)).await?
+                && let Some((owner, grant_id)) = String::from_utf8_lossy(&stone).split_once(' ')
+                && owner == client.client_id
+            {
+                self.revoke_replayed(grant_id, &client.client_id, ctx).await?;
             }
             return Err(bad());
         };
@@ -227,7 +232,8 @@ impl Core {
             return Err(bad());
         }
         let tombstone_ttl = self.settings.lifetimes.authorization_code + std::time::Duration::from_secs(60);
-        if !self.store.put_if_absent(&tombstone_key(code), grant.grant_id.as_bytes(), tombstone_ttl).await? {
+        let stone = format!("{} {}", grant.client_id, grant.grant_id);
+        if !self.store.put_if_absent(&tombstone_key(code), stone.as_bytes(), tombstone_ttl).await? {
             self.revoke_replayed(&grant.grant_id, &client.client_id, ctx).await?;
             return Err(bad());
         }
@@ -258,6 +264,11 @@ impl Core {
         let Some(user) = user.filter(|u| !u.disabled).map(User::from) else {
             return Err(OAuthError::invalid_grant("the user's account is no longer active").into());
         };
+        // Revoked since the code was issued (its session ended, the user's
+        // tokens were revoked, the code replayed): nothing is issued.
+        if self.grant_revoked_since(&grant).await? {
+            return Err(OAuthError::invalid_grant("the sign-in behind this code has ended").into());
+        }
         let refresh_token = if grant.scopes.iter().any(|s| s == SCOPE_OFFLINE_ACCESS)
             && client.grant_types.iter().any(|g| g == GRANT_REFRESH_TOKEN)
         {
@@ -276,6 +287,12 @@ impl Core {
         } else {
             None
         };
+        // A revocation that ran while the family was being written did not
+        // see it: look again now that it exists.
+        if refresh_token.is_some() && self.grant_revoked_since(&grant).await? {
+            self.revoke_family(&grant.grant_id).await?;
+            return Err(OAuthError::invalid_grant("the sign-in behind this code has ended").into());
+        }
         Ok(self
             .issue_tokens(Issue {
                 client,
@@ -290,6 +307,23 @@ impl Core {
                 refresh_token,
             })
             .await?)
+    }
+
+    /// Whether what a code stands for was revoked after it was issued: its
+    /// grant, its session (`sid`), or all of the user's tokens.
+    async fn grant_revoked_since(&self, grant: &CodeGrant) -> Result<bool, CoreError> {
+        use super::refresh::{sid_revoked_key, user_revoked_key};
+        if self.store.get(&grant_revoked_key(&grant.grant_id)).await?.is_some()
+            || self.store.get(&sid_revoked_key(&grant.sid)).await?.is_some()
+        {
+            return Ok(true);
+        }
+        let issued = grant.issued_at.unwrap_or(grant.auth_time).timestamp();
+        let user_revoked = self.store.get(&user_revoked_key(&grant.user_id)).await?;
+        Ok(user_revoked
+            .and_then(|v| String::from_utf8(v).ok())
+            .and_then(|v| v.parse::<i64>().ok())
+            .is_some_and(|at| issued <= at))
     }
 
     /// A code came back a second time: refuse every token it gave.

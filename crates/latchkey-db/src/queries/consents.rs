@@ -45,3 +45,8 @@ pub fn list_for_user(conn: &mut DbConnection, user_id: &str) -> Result<Vec<(Cons
 pub fn delete(conn: &mut DbConnection, user_id: &str, client_id: &str) -> Result<bool, DbError> {
     Ok(diesel::delete(consents::table.find((user_id, client_id))).execute(conn)? == 1)
 }
+
+/// Forgets every consent the user gave; returns how many.
+pub fn delete_for_user(conn: &mut DbConnection, user_id: &str) -> Result<usize, DbError> {
+    Ok(diesel::delete(consents::table.filter(consents::user_id.eq(user_id))).execute(conn)?)
+}
