@@ -17,3 +17,4 @@ mod serve;
 mod store;
 mod support;
 mod tokens;
+mod upstream;

@@ -24,6 +24,7 @@ pub mod settings;
 pub mod signing;
 pub mod store;
 pub mod tokens;
+pub mod upstream;
 
 use std::sync::Arc;
 
@@ -56,6 +57,8 @@ pub struct Core {
     pub outbound: outbound::Outbound,
     /// Wakes the delivery worker when something was queued.
     pub deliveries_wakeup: Arc<tokio::sync::Notify>,
+    /// Upstream providers' discovery documents and keys.
+    pub upstream_metadata: Arc<upstream::MetadataCache>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -139,6 +142,7 @@ impl Core {
             client_origins: Arc::new(clients::OriginCache::default()),
             outbound,
             deliveries_wakeup: Arc::new(tokio::sync::Notify::new()),
+            upstream_metadata: Arc::new(upstream::MetadataCache::default()),
             clock,
         })
     }

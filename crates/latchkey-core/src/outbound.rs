@@ -192,8 +192,8 @@ impl Outbound {
         Outbound { resolver, transport, allow_loopback }
     }
 
-    /// The checked address to call for `url`.
-    pub async fn target(&self, url: &str) -> Result<(Url, SocketAddr), OutboundError> {
+    /// The checked addresses to call for `url`, in the resolver's order.
+    pub async fn target(&self, url: &str) -> Result<(Url, Vec<SocketAddr>), OutboundError> {
         if url.len() > MAX_URL {
             return Err(OutboundError::BadUrl);
         }
@@ -220,13 +220,30 @@ impl Outbound {
         if let Some(bad) = candidates.iter().find(|ip| !is_public(**ip, self.allow_loopback)) {
             return Err(OutboundError::Forbidden(*bad));
         }
-        Ok((parsed, SocketAddr::new(candidates[0], port)))
+        Ok((parsed, candidates.into_iter().map(|ip| SocketAddr::new(ip, port)).collect()))
     }
 
     /// Sends a request after the checks.
     pub async fn send(&self, request: Request) -> Result<Response, OutboundError> {
-        let (_, addr) = self.target(&request.uri().to_string()).await?;
-        self.transport.send(request, addr).await.map_err(OutboundError::Transport)
+        let (_, addrs) = self.target(&request.uri().to_string()).await?;
+        // Each checked address in turn (a name with IPv6 and IPv4 answers
+        // may listen on one only); never anything unchecked.
+        let mut last = OutboundError::Resolve("no addresses".into());
+        for addr in addrs {
+            let mut copy = openidconnect::http::Request::builder()
+                .method(request.method().clone())
+                .uri(request.uri().clone())
+                .version(request.version());
+            for (k, v) in request.headers() {
+                copy = copy.header(k, v);
+            }
+            let copy = copy.body(request.body().clone()).map_err(|_| OutboundError::BadUrl)?;
+            match self.transport.send(copy, addr).await {
+                Ok(r) => return Ok(r),
+                Err(e) => last = OutboundError::Transport(e),
+            }
+        }
+        Err(last)
     }
 
     /// POSTs a form to `url` after the checks; the status code.

@@ -10,7 +10,6 @@ use std::time::Duration;
 use base64::Engine as _;
 use ipnet::IpNet;
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use url::{Host, Url};
 
 /// A configuration problem, naming the key.
@@ -44,7 +43,7 @@ struct RawSettings {
     // never accepted and ignored.
     mail: RawMail,
     lifetimes: RawLifetimes,
-    providers: Option<IgnoredAny>,
+    providers: providers::RawProviders,
     limits: RawLimits,
     keys: RawKeys,
     outbound: RawOutbound,
@@ -206,6 +205,8 @@ pub struct Settings {
     pub keys: KeySettings,
     pub outbound: OutboundSettings,
     pub magic_links: MagicLinkSettings,
+    /// Upstream OpenID providers, in the order of the sign-in buttons.
+    pub providers: Vec<providers::OidcProvider>,
 }
 
 /// Sign-in links by mail.
@@ -429,15 +430,6 @@ impl Settings {
     }
 
     fn validate(raw: RawSettings) -> Result<Settings, ConfigError> {
-        for (key, set, what) in [("providers", raw.providers.is_some(), "upstream sign-in providers")] {
-            if set {
-                return Err(ConfigError::new(
-                    key,
-                    format!("not available in this build yet ({what}); remove this section"),
-                ));
-            }
-        }
-
         let server = validate_server(raw.server)?;
         let data_dir = PathBuf::from(raw.data_dir.unwrap_or_else(|| "./data".to_owned()));
         if data_dir.as_os_str().is_empty() {
@@ -517,6 +509,7 @@ impl Settings {
             },
         };
         let outbound = OutboundSettings { allow_loopback: raw.outbound.allow_loopback.unwrap_or(false) };
+        let providers = providers::validate(raw.providers, outbound.allow_loopback)?;
         let magic_links = MagicLinkSettings { create_accounts: raw.magic_links.create_accounts.unwrap_or(false) };
         Ok(Settings {
             server,
@@ -532,6 +525,7 @@ impl Settings {
             keys,
             outbound,
             magic_links,
+            providers,
         })
     }
 
@@ -898,6 +892,8 @@ fn io_reason(e: &std::io::Error) -> String {
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
+pub mod providers;
 
 #[cfg(test)]
 mod tests;

@@ -85,7 +85,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     consents,
     token_families,
     refresh_tokens,
-    deliveries
+    deliveries,
+    identities
 );
 
 diesel::table! {
@@ -162,5 +163,18 @@ diesel::table! {
         next_attempt_at -> Timestamp,
         attempts -> BigInt,
         last_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    identities (id) {
+        id -> Text,
+        user_id -> Text,
+        provider -> Text,
+        issuer -> Text,
+        subject -> Text,
+        email -> Nullable<Text>,
+        created_at -> Timestamp,
+        last_used_at -> Timestamp,
     }
 }

@@ -76,6 +76,12 @@ impl TestDb {
         v
     }
 
+    /// Runs one SQL statement (a change a test makes behind the app's back).
+    pub fn execute(&self, sql: &str) -> usize {
+        use diesel::RunQueryDsl as _;
+        diesel::sql_query(sql).execute(&mut self.connect()).expect("the statement runs")
+    }
+
     /// A blocking connection, for checks that look at rows directly.
     pub fn connect(&self) -> DbConnection {
         let target = latchkey_db::DbTarget::parse(&self.url).expect("test database URL");

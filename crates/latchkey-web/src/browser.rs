@@ -20,6 +20,8 @@ pub const CSRF: &str = "latchkey_csrf";
 pub const DEVICE: &str = "latchkey_device";
 /// Binds a sign-in link to the browser that asked for it.
 pub const LINK: &str = "latchkey_link";
+/// Binds an upstream sign-in to the browser that started it.
+pub const UPSTREAM: &str = "latchkey_upstream";
 
 /// The cookie's name as sent: `__Host-` prefixed over https.
 pub fn cookie_name(core: &Core, base: &str) -> String {
@@ -52,6 +54,10 @@ pub fn session_cookie(core: &Core, id: String) -> Cookie<'static> {
 
 pub fn link_cookie(core: &Core, token: String) -> Cookie<'static> {
     build_cookie(core, LINK, token, Some(core.settings.lifetimes.magic_link))
+}
+
+pub fn upstream_cookie(core: &Core, token: String) -> Cookie<'static> {
+    build_cookie(core, UPSTREAM, token, Some(latchkey_core::upstream::FLOW_TTL))
 }
 
 pub fn device_cookie(core: &Core, token: String) -> Cookie<'static> {

@@ -15,6 +15,8 @@ pub struct Login {
     pub next: String,
     /// The app waiting for this sign-in, if any.
     pub app: Option<String>,
+    /// Upstream providers: (key, display name).
+    pub providers: Vec<(String, String)>,
     pub email: String,
     pub error: Option<String>,
     pub notice: Option<String>,
@@ -105,6 +107,12 @@ pub struct SessionRow {
     pub current: bool,
 }
 
+pub struct IdentityView {
+    pub id: String,
+    pub provider: String,
+    pub email: String,
+}
+
 pub struct AppRow {
     pub client_id: String,
     pub name: String,
@@ -134,6 +142,9 @@ pub struct Account {
     pub email_verified: bool,
     pub sessions: Vec<SessionRow>,
     pub apps: Vec<AppRow>,
+    pub identities: Vec<IdentityView>,
+    /// Providers that can still be linked: (key, display name).
+    pub linkable: Vec<(String, String)>,
     pub min_length: usize,
     pub error: Option<String>,
     pub notice: Option<String>,

@@ -2,7 +2,7 @@
 
 use actix_web::web;
 
-use crate::handlers::{account, assets, auth, health, oidc, wellknown};
+use crate::handlers::{account, assets, auth, health, oidc, upstream, wellknown};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(health::healthz)
@@ -19,6 +19,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(auth::request_link)
         .service(auth::open_link)
         .service(auth::confirm_link)
+        .service(upstream::callback)
+        .service(upstream::begin)
+        .service(upstream::link)
+        .service(upstream::unlink)
         .service(auth::signup_form)
         .service(auth::signup)
         .service(auth::logout_form)

@@ -265,8 +265,8 @@ impl Core {
             return Err(OAuthError::invalid_grant("the user's account is no longer active").into());
         };
         // Revoked since the code was issued (its session ended, the user's
-        // tokens were revoked, the code replayed): nothing is issued.
-        if self.grant_revoked_since(&grant).await? {
+        // tokens were revoked): nothing is issued.
+        if self.session_revoked_since(&grant).await? {
             return Err(OAuthError::invalid_grant("the sign-in behind this code has ended").into());
         }
         let refresh_token = if grant.scopes.iter().any(|s| s == SCOPE_OFFLINE_ACCESS)
@@ -288,10 +288,16 @@ impl Core {
             None
         };
         // A revocation that ran while the family was being written did not
-        // see it: look again now that it exists.
-        if refresh_token.is_some() && self.grant_revoked_since(&grant).await? {
-            self.revoke_family(&grant.grant_id).await?;
-            return Err(OAuthError::invalid_grant("the sign-in behind this code has ended").into());
+        // see it: look again now that it exists. A concurrent replay of the
+        // code leaves this redemption its answer, with every token revoked.
+        if refresh_token.is_some() {
+            if self.session_revoked_since(&grant).await? {
+                self.revoke_family(&grant.grant_id).await?;
+                return Err(OAuthError::invalid_grant("the sign-in behind this code has ended").into());
+            }
+            if self.store.get(&grant_revoked_key(&grant.grant_id)).await?.is_some() {
+                self.revoke_family(&grant.grant_id).await?;
+            }
         }
         Ok(self
             .issue_tokens(Issue {
@@ -309,13 +315,11 @@ impl Core {
             .await?)
     }
 
-    /// Whether what a code stands for was revoked after it was issued: its
-    /// grant, its session (`sid`), or all of the user's tokens.
-    async fn grant_revoked_since(&self, grant: &CodeGrant) -> Result<bool, CoreError> {
+    /// Whether the sign-in a code stands for was revoked after the code was
+    /// issued: its session (`sid`) ended, or all of the user's tokens were.
+    async fn session_revoked_since(&self, grant: &CodeGrant) -> Result<bool, CoreError> {
         use super::refresh::{sid_revoked_key, user_revoked_key};
-        if self.store.get(&grant_revoked_key(&grant.grant_id)).await?.is_some()
-            || self.store.get(&sid_revoked_key(&grant.sid)).await?.is_some()
-        {
+        if self.store.get(&sid_revoked_key(&grant.sid)).await?.is_some() {
             return Ok(true);
         }
         let issued = grant.issued_at.unwrap_or(grant.auth_time).timestamp();

@@ -135,15 +135,51 @@ fn malformed_toml_is_refused() {
 }
 
 #[test]
-fn unbuilt_sections_are_refused_not_ignored() {
-    for (var, key) in [
-        ("LATCHKEY_PROVIDERS__GOOGLE__CLIENT_ID", "providers"),
-        ("LATCHKEY_PROVIDERS__OIDC__OKTA__ISSUER", "providers"),
+fn unbuilt_providers_are_refused_and_incomplete_ones_named() {
+    let e = load(None, &[("LATCHKEY_PROVIDERS__GITHUB__CLIENT_ID", "1")]).expect_err("refused");
+    assert_eq!(e.key, "providers.github");
+    assert!(e.message.contains("not available"), "{}", e.message);
+    for (vars, key) in [
+        (vec![("LATCHKEY_PROVIDERS__GOOGLE__CLIENT_ID", "1")], "providers.google.client_secret"),
+        (vec![("LATCHKEY_PROVIDERS__OIDC__OKTA__ISSUER", "https://okta.example")], "providers.oidc.okta.client_id"),
+        (vec![("LATCHKEY_PROVIDERS__OIDC__OKTA__CLIENT_ID", "1")], "providers.oidc.okta.issuer"),
+        (
+            vec![
+                ("LATCHKEY_PROVIDERS__OIDC__OKTA__ISSUER", "http://okta.example"),
+                ("LATCHKEY_PROVIDERS__OIDC__OKTA__CLIENT_ID", "1"),
+                ("LATCHKEY_PROVIDERS__OIDC__OKTA__CLIENT_SECRET", "s"),
+            ],
+            "providers.oidc.okta.issuer",
+        ),
+        (
+            vec![
+                ("LATCHKEY_PROVIDERS__OIDC__OKTA__ISSUER", "http://localhost:9"),
+                ("LATCHKEY_PROVIDERS__OIDC__OKTA__CLIENT_ID", "1"),
+                ("LATCHKEY_PROVIDERS__OIDC__OKTA__CLIENT_SECRET", "s"),
+            ],
+            "providers.oidc.okta.issuer",
+        ),
     ] {
-        let e = load(None, &[(var, "1")]).expect_err("refused");
-        assert_eq!(e.key, key);
-        assert!(e.message.contains("not available"), "{}", e.message);
+        assert_eq!(key_of(load(None, &vars)), key, "{vars:?}");
     }
+    let ok = load(
+        None,
+        &[
+            ("LATCHKEY_PROVIDERS__GOOGLE__CLIENT_ID", "g"),
+            ("LATCHKEY_PROVIDERS__GOOGLE__CLIENT_SECRET", "s"),
+            ("LATCHKEY_PROVIDERS__OIDC__OKTA__ISSUER", "https://okta.example/"),
+            ("LATCHKEY_PROVIDERS__OIDC__OKTA__CLIENT_ID", "o"),
+            ("LATCHKEY_PROVIDERS__OIDC__OKTA__CLIENT_SECRET", "s"),
+            ("LATCHKEY_PROVIDERS__OIDC__OKTA__DISPLAY_NAME", "Okta"),
+        ],
+    )
+    .expect("valid");
+    let keys: Vec<&str> = ok.providers.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, vec!["google", "okta"]);
+    assert_eq!(ok.providers[0].issuer, "https://accounts.google.com");
+    assert_eq!(ok.providers[0].trust_email, super::providers::TrustEmail::Google);
+    assert_eq!(ok.providers[1].trust_email, super::providers::TrustEmail::Never);
+    assert_eq!(ok.providers[1].issuer, "https://okta.example");
 }
 
 #[test]

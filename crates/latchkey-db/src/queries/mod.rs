@@ -15,6 +15,7 @@ pub mod audit;
 pub mod clients;
 pub mod consents;
 pub mod deliveries;
+pub mod identities;
 pub mod mail_outbox;
 pub mod refresh_tokens;
 pub mod signing_keys;

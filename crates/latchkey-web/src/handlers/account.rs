@@ -11,7 +11,7 @@ use latchkey_core::{Core, CoreError};
 use serde::Deserialize;
 
 use crate::browser::{self, SESSION};
-use crate::pages::{self, AppRow, SessionRow, see_other};
+use crate::pages::{self, AppRow, IdentityView, SessionRow, see_other};
 
 /// A scope in a word, for the list of connected apps.
 fn scope_word(scope: &str) -> Option<&'static str> {
@@ -76,6 +76,26 @@ async fn account_page(
         Ok(a) => a,
         Err(e) => return pages::error_page(&e),
     };
+    let linked = match core.identities(&user.id).await {
+        Ok(i) => i,
+        Err(e) => return pages::error_page(&e),
+    };
+    let display = |key: &str| core.provider(key).map(|p| p.display_name.clone()).unwrap_or_else(|| key.to_owned());
+    let identities: Vec<IdentityView> = linked
+        .iter()
+        .map(|i| IdentityView {
+            id: i.id.clone(),
+            provider: display(&i.provider),
+            email: i.email.clone().unwrap_or_default(),
+        })
+        .collect();
+    let linkable = core
+        .settings
+        .providers
+        .iter()
+        .filter(|p| !linked.iter().any(|i| i.provider == p.key))
+        .map(|p| (p.key.clone(), p.display_name.clone()))
+        .collect();
     let now = core.clock.now();
     let apps = apps
         .into_iter()
@@ -104,6 +124,8 @@ async fn account_page(
         email_verified: user.email_verified,
         sessions: rows,
         apps,
+        identities,
+        linkable,
         min_length: core.password_policy.min_length,
         error,
         notice,
@@ -127,6 +149,8 @@ pub async fn account(req: HttpRequest, core: Data<Core>, q: Query<AccountQuery>)
         Some("sessions-ended") => Some("Every other session was signed out.".to_owned()),
         Some("session-ended") => Some("That session was signed out.".to_owned()),
         Some("verified") => Some(format!("Thank you: {} is confirmed.", user.email)),
+        Some("linked") => Some("Linked. You can now sign in with it.".to_owned()),
+        Some("unlinked") => Some("Unlinked. It no longer signs you in here.".to_owned()),
         Some("app-removed") => Some("That app no longer has access to your account.".to_owned()),
         Some("verification-sent") => Some(format!("We sent a new confirmation link to {}.", user.email)),
         _ => None,

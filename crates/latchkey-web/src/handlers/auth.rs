@@ -57,6 +57,7 @@ async fn login_page(
         csrf,
         next: next.to_owned(),
         app: flow.as_ref().map(|(app, _)| app.clone()),
+        providers: core.settings.providers.iter().map(|p| (p.key.clone(), p.display_name.clone())).collect(),
         email: email.to_owned(),
         error,
         notice,

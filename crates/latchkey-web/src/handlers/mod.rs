@@ -3,4 +3,5 @@ pub mod assets;
 pub mod auth;
 pub mod health;
 pub mod oidc;
+pub mod upstream;
 pub mod wellknown;

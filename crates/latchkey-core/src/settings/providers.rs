@@ -1,0 +1,144 @@
+//! `[providers]` (SPEC §3): upstream sign-in. `google` and any number of
+//! `oidc.NAME` are OpenID providers (discovery is read from the issuer);
+//! `github` is refused until it is built.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use url::{Host, Url};
+
+use super::{ConfigError, secret_or_file, string_or_list};
+
+pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawProviders {
+    google: Option<RawOidcProvider>,
+    github: Option<IgnoredAny>,
+    oidc: Option<BTreeMap<String, RawOidcProvider>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawOidcProvider {
+    display_name: Option<String>,
+    issuer: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    client_secret_file: Option<String>,
+    #[serde(deserialize_with = "string_or_list")]
+    scopes: Option<Vec<String>>,
+    trust_email: Option<bool>,
+}
+
+/// When an upstream's email may link to an existing account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustEmail {
+    Always,
+    Never,
+    /// Google's rule (SPEC §3): only for the real issuer, and only for
+    /// @gmail.com addresses or tokens carrying `hd` (a managed domain).
+    Google,
+}
+
+/// One configured OpenID provider.
+#[derive(Debug, Clone)]
+pub struct OidcProvider {
+    /// `google` or the NAME of `oidc.NAME`: the path segment of its URLs.
+    pub key: String,
+    pub display_name: String,
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub scopes: Vec<String>,
+    pub trust_email: TrustEmail,
+}
+
+fn check_issuer(key: &str, issuer: &str, allow_loopback_http: bool) -> Result<String, ConfigError> {
+    let url = Url::parse(issuer).map_err(|_| ConfigError::new(key, format!("{issuer:?} is not a URL")))?;
+    let loopback = match url.host() {
+        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return Err(ConfigError::new(key, "has no host")),
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback && allow_loopback_http => {}
+        "http" if loopback => {
+            return Err(ConfigError::new(key, "http is allowed only on loopback with outbound.allow_loopback = true"));
+        }
+        _ => return Err(ConfigError::new(key, "must use https")),
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(ConfigError::new(key, "must not have a query, fragment or credentials"));
+    }
+    Ok(issuer.trim_end_matches('/').to_owned())
+}
+
+fn one(
+    key: &str,
+    prefix: &str,
+    raw: RawOidcProvider,
+    default_issuer: Option<&str>,
+    default_name: &str,
+    allow_loopback_http: bool,
+) -> Result<OidcProvider, ConfigError> {
+    let issuer = match raw.issuer.or_else(|| default_issuer.map(str::to_owned)) {
+        Some(i) => check_issuer(&format!("{prefix}.issuer"), &i, allow_loopback_http)?,
+        None => return Err(ConfigError::new(format!("{prefix}.issuer"), "is required")),
+    };
+    let client_id = raw
+        .client_id
+        .filter(|c| !c.trim().is_empty())
+        .ok_or_else(|| ConfigError::new(format!("{prefix}.client_id"), "is required"))?;
+    let client_secret = secret_or_file(&format!("{prefix}.client_secret"), raw.client_secret, raw.client_secret_file)?
+        .ok_or_else(|| ConfigError::new(format!("{prefix}.client_secret"), "is required"))?;
+    let display_name = raw.display_name.unwrap_or_else(|| default_name.to_owned()).trim().to_owned();
+    if display_name.is_empty() || display_name.chars().count() > 60 || display_name.chars().any(char::is_control) {
+        return Err(ConfigError::new(format!("{prefix}.display_name"), "1 to 60 characters, no control characters"));
+    }
+    let mut scopes = raw.scopes.unwrap_or_else(|| vec!["openid".into(), "email".into(), "profile".into()]);
+    if !scopes.iter().any(|s| s == "openid") {
+        scopes.insert(0, "openid".into());
+    }
+    let trust_email = match raw.trust_email {
+        Some(true) => TrustEmail::Always,
+        Some(false) => TrustEmail::Never,
+        None if key == "google" && issuer == GOOGLE_ISSUER => TrustEmail::Google,
+        None => TrustEmail::Never,
+    };
+    Ok(OidcProvider { key: key.to_owned(), display_name, issuer, client_id, client_secret, scopes, trust_email })
+}
+
+pub(super) fn validate(raw: RawProviders, allow_loopback_http: bool) -> Result<Vec<OidcProvider>, ConfigError> {
+    if raw.github.is_some() {
+        return Err(ConfigError::new(
+            "providers.github",
+            "not available in this build yet (sign-in with GitHub); remove this section",
+        ));
+    }
+    let mut out = Vec::new();
+    if let Some(g) = raw.google {
+        out.push(one("google", "providers.google", g, Some(GOOGLE_ISSUER), "Google", allow_loopback_http)?);
+    }
+    for (name, p) in raw.oidc.unwrap_or_default() {
+        let prefix = format!("providers.oidc.{name}");
+        let valid = !name.is_empty()
+            && name.len() <= 32
+            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && name != "google"
+            && name != "github";
+        if !valid {
+            return Err(ConfigError::new(
+                prefix,
+                "the name must be 1 to 32 lower-case letters, digits or '-', and not google or github",
+            ));
+        }
+        let default_name = name.clone();
+        out.push(one(&name, &prefix, p, None, &default_name, allow_loopback_http)?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,490 @@
+//! Sign-in with upstream OpenID providers (Google, any issuer with
+//! discovery), through the openidconnect crate: discovery, PKCE (S256),
+//! `state` bound to a cookie of the browser that started, `nonce`, ID-token
+//! validation. Every call goes through the guarded outbound client.
+//!
+//! Identities are keyed by issuer + subject, never by email (SPEC §5). A new
+//! identity links to an existing account by email only when the provider's
+//! `trust_email` allows it and the provider says the address is verified;
+//! if that account's address was never verified, what someone else set on
+//! it is dropped first. Otherwise an address already taken is not linked:
+//! the user signs in another way and links the provider from /account.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use latchkey_db::identities::{self as q, IdentityRow};
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::{
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, Scope, TokenResponse,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::Core;
+use crate::accounts::{NewUser, User, create_user, normalize_email};
+use crate::audit::{Actor, Event};
+use crate::auth::{SignedIn, event_ctx};
+use crate::error::CoreError;
+use crate::sessions::RequestContext;
+use crate::settings::providers::{OidcProvider, TrustEmail};
+use crate::store::hashed_key;
+use crate::tokens::{hash_secret, random_id, random_token, verify_secret};
+
+const FLOW: &str = "upstream";
+/// How long a started upstream sign-in waits (SPEC §5: 10 minutes).
+pub const FLOW_TTL: Duration = Duration::from_secs(600);
+/// How long discovery (and the provider's keys) are trusted.
+const METADATA_FRESH: Duration = Duration::from_secs(600);
+/// The RFC 8176 value for a sign-in at another provider has none; this one
+/// says "federated".
+pub const AMR: &str = "fed";
+
+/// Why the upstream sign-in started.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Intent {
+    Login,
+    /// Link the identity to this signed-in user.
+    Link {
+        user_id: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct UpstreamFlow {
+    provider: String,
+    pkce_verifier: String,
+    nonce: String,
+    intent: Intent,
+    /// SHA-256 of the starting browser's cookie.
+    browser: String,
+    next: String,
+}
+
+/// How an upstream sign-in ended.
+#[derive(Debug)]
+pub enum Outcome {
+    SignedIn {
+        signed_in: Box<SignedIn>,
+        next: String,
+    },
+    Linked {
+        provider: String,
+    },
+    /// The user turned it down at the provider, or the provider said no.
+    Refused(String),
+    /// The address is an account here, but this provider may not link to it.
+    AddressTaken {
+        provider: String,
+    },
+    /// The identity belongs to another account (when linking).
+    LinkedElsewhere {
+        provider: String,
+    },
+    Disabled,
+    /// The flow is unknown, expired, or was started in another browser.
+    Expired,
+    /// The provider could not be reached or answered wrongly.
+    Failed(String),
+}
+
+/// What this instance knows of each provider's discovery document.
+#[derive(Default)]
+pub struct MetadataCache {
+    current: tokio::sync::RwLock<HashMap<String, (Instant, Arc<CoreProviderMetadata>)>>,
+}
+
+impl std::fmt::Debug for MetadataCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetadataCache")
+    }
+}
+
+/// The verified facts an upstream gave about the user.
+#[derive(Debug, Clone)]
+struct Claims {
+    subject: String,
+    email: Option<String>,
+    email_verified: bool,
+    name: Option<String>,
+    hosted_domain: Option<String>,
+}
+
+fn trusted(p: &OidcProvider, c: &Claims) -> bool {
+    match p.trust_email {
+        TrustEmail::Always => true,
+        TrustEmail::Never => false,
+        TrustEmail::Google => {
+            c.hosted_domain.is_some()
+                || c.email.as_deref().is_some_and(|e| e.to_ascii_lowercase().ends_with("@gmail.com"))
+        }
+    }
+}
+
+impl Core {
+    pub fn provider(&self, key: &str) -> Option<&OidcProvider> {
+        self.settings.providers.iter().find(|p| p.key == key)
+    }
+
+    fn callback_url(&self, key: &str) -> String {
+        format!("{}/login/with/{key}/callback", self.issuer())
+    }
+
+    async fn metadata(&self, p: &OidcProvider, fresh: bool) -> Result<Arc<CoreProviderMetadata>, String> {
+        if !fresh
+            && let Some((at, m)) = self.upstream_metadata.current.read().await.get(&p.key)
+            && at.elapsed() < METADATA_FRESH
+        {
+            return Ok(Arc::clone(m));
+        }
+        let issuer = IssuerUrl::new(p.issuer.clone()).map_err(|e| e.to_string())?;
+        let out = self.outbound.clone();
+        let http = move |req: openidconnect::HttpRequest| {
+            let out = out.clone();
+            async move { out.send(req).await }
+        };
+        let m = Arc::new(CoreProviderMetadata::discover_async(issuer, &http).await.map_err(|e| e.to_string())?);
+        self.upstream_metadata.current.write().await.insert(p.key.clone(), (Instant::now(), Arc::clone(&m)));
+        Ok(m)
+    }
+
+    fn oidc_client(
+        &self,
+        p: &OidcProvider,
+        m: &CoreProviderMetadata,
+    ) -> Result<
+        CoreClient<
+            openidconnect::EndpointSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointMaybeSet,
+            openidconnect::EndpointMaybeSet,
+        >,
+        String,
+    > {
+        let redirect = RedirectUrl::new(self.callback_url(&p.key)).map_err(|e| e.to_string())?;
+        Ok(CoreClient::from_provider_metadata(
+            m.clone(),
+            ClientId::new(p.client_id.clone()),
+            Some(ClientSecret::new(p.client_secret.clone())),
+        )
+        .set_redirect_uri(redirect))
+    }
+
+    /// Starts a sign-in at the provider; returns where to send the browser.
+    /// `browser` is the starting browser's cookie value.
+    pub async fn start_upstream(
+        &self,
+        key: &str,
+        intent: Intent,
+        next: &str,
+        browser: &str,
+    ) -> Result<Result<String, String>, CoreError> {
+        let Some(p) = self.provider(key) else { return Ok(Err("unknown provider".into())) };
+        let m = match self.metadata(p, false).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(provider = %p.key, error = %e, "upstream discovery failed");
+                return Ok(Err(format!("We couldn’t reach {}. Try again in a moment.", p.display_name)));
+            }
+        };
+        let client = match self.oidc_client(p, &m) {
+            Ok(c) => c,
+            Err(e) => return Err(CoreError::Internal(e)),
+        };
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let state = random_token()?;
+        let nonce = random_token()?;
+        let mut req = client.authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            {
+                let s = state.clone();
+                move || CsrfToken::new(s)
+            },
+            {
+                let n = nonce.clone();
+                move || Nonce::new(n)
+            },
+        );
+        for s in p.scopes.iter().filter(|s| *s != "openid") {
+            req = req.add_scope(Scope::new(s.clone()));
+        }
+        let (url, _, _) = req.set_pkce_challenge(challenge).url();
+        let flow = UpstreamFlow {
+            provider: p.key.clone(),
+            pkce_verifier: verifier.secret().clone(),
+            nonce,
+            intent,
+            browser: hash_secret(browser),
+            next: next.to_owned(),
+        };
+        let json = serde_json::to_vec(&flow).map_err(|e| CoreError::Internal(e.to_string()))?;
+        self.store.put(&hashed_key(FLOW, &state), &json, FLOW_TTL).await?;
+        Ok(Ok(url.to_string()))
+    }
+
+    /// The provider's answer at the callback.
+    pub async fn finish_upstream(
+        &self,
+        key: &str,
+        pairs: &[(String, String)],
+        browser: Option<&str>,
+        ctx: &RequestContext,
+    ) -> Result<Outcome, CoreError> {
+        let get = |n: &str| pairs.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
+        let Some(state) = get("state").filter(|s| s.len() == 43) else { return Ok(Outcome::Expired) };
+        let Some(raw) = self.store.take(&hashed_key(FLOW, state)).await? else { return Ok(Outcome::Expired) };
+        let flow: UpstreamFlow = serde_json::from_slice(&raw).map_err(|e| CoreError::Internal(e.to_string()))?;
+        if flow.provider != key || !browser.is_some_and(|b| verify_secret(b, &flow.browser)) {
+            return Ok(Outcome::Expired);
+        }
+        let Some(p) = self.provider(key).cloned() else { return Ok(Outcome::Expired) };
+        if let Some(error) = get("error") {
+            let what = if error == "access_denied" {
+                format!("You didn’t allow {} to sign you in here.", p.display_name)
+            } else {
+                format!("{} could not sign you in ({}).", p.display_name, error.chars().take(60).collect::<String>())
+            };
+            return Ok(Outcome::Refused(what));
+        }
+        let Some(code) = get("code") else { return Ok(Outcome::Failed(format!("{} sent no code.", p.display_name))) };
+        let claims = match self.exchange_upstream(&p, code, &flow).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(provider = %p.key, error = %e, "upstream sign-in failed");
+                return Ok(Outcome::Failed(format!(
+                    "Signing in with {} didn’t work. Try again in a moment.",
+                    p.display_name
+                )));
+            }
+        };
+        self.resolve_identity(&p, claims, flow, ctx).await
+    }
+
+    async fn exchange_upstream(&self, p: &OidcProvider, code: &str, flow: &UpstreamFlow) -> Result<Claims, String> {
+        let m = self.metadata(p, false).await?;
+        let client = self.oidc_client(p, &m)?;
+        let out = self.outbound.clone();
+        let http = move |req: openidconnect::HttpRequest| {
+            let out = out.clone();
+            async move { out.send(req).await }
+        };
+        let tokens = client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .map_err(|e| e.to_string())?
+            .set_pkce_verifier(PkceCodeVerifier::new(flow.pkce_verifier.clone()))
+            .request_async(&http)
+            .await
+            .map_err(|e| format!("token endpoint: {e}"))?;
+        let id_token = tokens.id_token().ok_or("no ID token in the answer")?;
+        let clock = self.clock.clone();
+        let verifier = client
+            .id_token_verifier()
+            .set_allowed_algs(vec![
+                openidconnect::core::CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+                openidconnect::core::CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+                openidconnect::core::CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+                openidconnect::core::CoreJwsSigningAlgorithm::EdDsa,
+            ])
+            .set_time_fn(move || clock.now());
+        let claims =
+            id_token.claims(&verifier, &Nonce::new(flow.nonce.clone())).map_err(|e| format!("ID token: {e}"))?;
+        // `hd` is not one of openidconnect's claims: read it from the token
+        // whose signature was just checked.
+        let hosted_domain = id_token
+            .to_string()
+            .split('.')
+            .nth(1)
+            .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v.get("hd").and_then(|h| h.as_str()).map(str::to_owned));
+        Ok(Claims {
+            subject: claims.subject().to_string(),
+            email: claims.email().map(|e| e.to_string()),
+            email_verified: claims.email_verified().unwrap_or(false),
+            name: claims.name().and_then(|n| n.get(None)).map(|n| n.to_string()),
+            hosted_domain,
+        })
+    }
+
+    async fn resolve_identity(
+        &self,
+        p: &OidcProvider,
+        claims: Claims,
+        flow: UpstreamFlow,
+        ctx: &RequestContext,
+    ) -> Result<Outcome, CoreError> {
+        let (issuer, subject) = (p.issuer.clone(), claims.subject.clone());
+        let existing = self.db.run(move |conn| q::find(conn, &issuer, &subject)).await?;
+        let now = self.clock.now_naive();
+        if let Intent::Link { user_id } = &flow.intent {
+            if let Some(row) = existing {
+                if &row.user_id != user_id {
+                    return Ok(Outcome::LinkedElsewhere { provider: p.display_name.clone() });
+                }
+                return Ok(Outcome::Linked { provider: p.display_name.clone() });
+            }
+            self.link_identity(p, user_id, &claims, ctx).await?;
+            return Ok(Outcome::Linked { provider: p.display_name.clone() });
+        }
+        let user = if let Some(row) = existing {
+            let (id, email) = (row.id.clone(), claims.email.clone());
+            self.db.run(move |conn| q::touch(conn, &id, email.as_deref(), now)).await?;
+            let uid = row.user_id.clone();
+            match self.db.run(move |conn| latchkey_db::users::find_by_id(conn, &uid)).await? {
+                Some(u) if u.disabled => return Ok(Outcome::Disabled),
+                Some(u) => User::from(u),
+                None => return Ok(Outcome::Expired),
+            }
+        } else {
+            let Some(email) = claims.email.clone() else {
+                return Ok(Outcome::Refused(format!(
+                    "{} did not share an email address, which an account here needs.",
+                    p.display_name
+                )));
+            };
+            let Ok((shown, normalized)) = normalize_email(&email) else {
+                return Ok(Outcome::Refused(format!("{} gave an email address we can’t use.", p.display_name)));
+            };
+            let n = normalized.clone();
+            let taken = self.db.run(move |conn| latchkey_db::users::find_by_email(conn, &n)).await?;
+            let may_link = trusted(p, &claims) && claims.email_verified;
+            let user = match (taken, may_link) {
+                (Some(_), true) => match self.prove_address(&shown, &normalized, ctx).await? {
+                    Some(u) => u,
+                    None => return Ok(Outcome::Disabled),
+                },
+                (Some(_), false) => return Ok(Outcome::AddressTaken { provider: p.display_name.clone() }),
+                (None, _) => {
+                    let new = NewUser {
+                        email: shown,
+                        name: claims
+                            .name
+                            .clone()
+                            .filter(|n| !n.trim().is_empty())
+                            .map(|n| n.chars().take(200).collect()),
+                        email_verified: may_link,
+                        ..Default::default()
+                    };
+                    match create_user(self, new, &Actor::Anonymous).await {
+                        Ok(u) => u,
+                        Err(CoreError::Conflict(_)) => {
+                            return Ok(Outcome::AddressTaken { provider: p.display_name.clone() });
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            };
+            self.link_identity(p, &user.id, &claims, ctx).await?;
+            user
+        };
+        let signed_in = self.first_factor_complete(user, AMR, ctx).await?;
+        let actor = Actor::User(signed_in.user.id.clone());
+        self.audit(
+            event_ctx(Event::new("login.upstream", &actor), ctx)
+                .with_user_id(&signed_in.user.id)
+                .detail(serde_json::json!({ "provider": p.key })),
+        )
+        .await;
+        Ok(Outcome::SignedIn { signed_in: Box::new(signed_in), next: flow.next })
+    }
+
+    async fn link_identity(
+        &self,
+        p: &OidcProvider,
+        user_id: &str,
+        claims: &Claims,
+        ctx: &RequestContext,
+    ) -> Result<(), CoreError> {
+        let now = self.clock.now_naive();
+        let row = IdentityRow {
+            id: random_id()?,
+            user_id: user_id.to_owned(),
+            provider: p.key.clone(),
+            issuer: p.issuer.clone(),
+            subject: claims.subject.clone(),
+            email: claims.email.clone(),
+            created_at: now,
+            last_used_at: now,
+        };
+        self.db.run(move |conn| q::insert(conn, &row)).await?;
+        self.audit(
+            event_ctx(Event::new("identity.linked", &Actor::User(user_id.to_owned())), ctx)
+                .with_user_id(user_id)
+                .detail(serde_json::json!({ "provider": p.key })),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// The user's linked identities.
+    pub async fn identities(&self, user_id: &str) -> Result<Vec<IdentityRow>, CoreError> {
+        let u = user_id.to_owned();
+        Ok(self.db.run(move |conn| q::for_user(conn, &u)).await?)
+    }
+
+    /// Unlinks one of the user's identities, if another first factor
+    /// remains (a password or another identity). `Ok(false)`: not theirs.
+    pub async fn unlink_identity(&self, user: &User, id: &str, ctx: &RequestContext) -> Result<bool, CoreError> {
+        let mine = self.identities(&user.id).await?;
+        let Some(target) = mine.iter().find(|i| i.id == id) else { return Ok(false) };
+        if !user.has_password && mine.len() < 2 {
+            return Err(CoreError::Conflict(
+                "This is your only way to sign in. Set a password or link another account first.".into(),
+            ));
+        }
+        let (u, i) = (user.id.clone(), id.to_owned());
+        let removed = self.db.run(move |conn| q::delete(conn, &u, &i)).await?;
+        if removed {
+            self.audit(
+                event_ctx(Event::new("identity.unlinked", &Actor::User(user.id.clone())), ctx)
+                    .with_user_id(&user.id)
+                    .detail(serde_json::json!({ "provider": target.provider })),
+            )
+            .await;
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider(trust: TrustEmail) -> OidcProvider {
+        OidcProvider {
+            key: "google".into(),
+            display_name: "Google".into(),
+            issuer: "https://accounts.google.com".into(),
+            client_id: "c".into(),
+            client_secret: "s".into(),
+            scopes: vec![],
+            trust_email: trust,
+        }
+    }
+
+    fn claims(email: &str, hd: Option<&str>) -> Claims {
+        Claims {
+            subject: "1".into(),
+            email: Some(email.into()),
+            email_verified: true,
+            name: None,
+            hosted_domain: hd.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn google_is_trusted_for_gmail_or_a_managed_domain_only() {
+        let g = provider(TrustEmail::Google);
+        assert!(trusted(&g, &claims("ada@gmail.com", None)));
+        assert!(trusted(&g, &claims("ada@Gmail.COM", None)));
+        assert!(trusted(&g, &claims("ada@example.com", Some("example.com"))));
+        assert!(!trusted(&g, &claims("ada@example.com", None)));
+        assert!(!trusted(&provider(TrustEmail::Never), &claims("ada@gmail.com", None)));
+        assert!(trusted(&provider(TrustEmail::Always), &claims("ada@example.com", None)));
+    }
+}
