@@ -6,6 +6,7 @@ mod accounts;
 mod backchannel;
 mod cli;
 mod config;
+mod github;
 mod headers;
 mod health;
 mod keys;

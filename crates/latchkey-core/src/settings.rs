@@ -206,7 +206,7 @@ pub struct Settings {
     pub outbound: OutboundSettings,
     pub magic_links: MagicLinkSettings,
     /// Upstream OpenID providers, in the order of the sign-in buttons.
-    pub providers: Vec<providers::OidcProvider>,
+    pub providers: Vec<providers::UpstreamProvider>,
 }
 
 /// Sign-in links by mail.

@@ -30,7 +30,7 @@ use crate::audit::{Actor, Event};
 use crate::auth::{SignedIn, event_ctx};
 use crate::error::CoreError;
 use crate::sessions::RequestContext;
-use crate::settings::providers::{OidcProvider, TrustEmail};
+use crate::settings::providers::{Kind, TrustEmail, UpstreamProvider};
 use crate::store::hashed_key;
 use crate::tokens::{hash_secret, random_id, random_token, verify_secret};
 
@@ -113,7 +113,7 @@ struct Claims {
     hosted_domain: Option<String>,
 }
 
-fn trusted(p: &OidcProvider, c: &Claims) -> bool {
+fn trusted(p: &UpstreamProvider, c: &Claims) -> bool {
     match p.trust_email {
         TrustEmail::Always => true,
         TrustEmail::Never => false,
@@ -125,7 +125,7 @@ fn trusted(p: &OidcProvider, c: &Claims) -> bool {
 }
 
 impl Core {
-    pub fn provider(&self, key: &str) -> Option<&OidcProvider> {
+    pub fn provider(&self, key: &str) -> Option<&UpstreamProvider> {
         self.settings.providers.iter().find(|p| p.key == key)
     }
 
@@ -133,7 +133,7 @@ impl Core {
         format!("{}/login/with/{key}/callback", self.issuer())
     }
 
-    async fn metadata(&self, p: &OidcProvider, fresh: bool) -> Result<Arc<CoreProviderMetadata>, String> {
+    async fn metadata(&self, p: &UpstreamProvider, fresh: bool) -> Result<Arc<CoreProviderMetadata>, String> {
         if !fresh
             && let Some((at, m)) = self.upstream_metadata.current.read().await.get(&p.key)
             && at.elapsed() < METADATA_FRESH
@@ -153,7 +153,7 @@ impl Core {
 
     fn oidc_client(
         &self,
-        p: &OidcProvider,
+        p: &UpstreamProvider,
         m: &CoreProviderMetadata,
     ) -> Result<
         CoreClient<
@@ -185,6 +185,46 @@ impl Core {
         browser: &str,
     ) -> Result<Result<String, String>, CoreError> {
         let Some(p) = self.provider(key) else { return Ok(Err("unknown provider".into())) };
+        let state = random_token()?;
+        let nonce = random_token()?;
+        let (url, verifier) = match &p.kind {
+            Kind::GitHub { authorize_url, token_url, .. } => {
+                let client = github_client(p, authorize_url, token_url, &self.callback_url(&p.key))
+                    .map_err(CoreError::Internal)?;
+                let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
+                let s = state.clone();
+                let mut req = client.authorize_url(move || oauth2::CsrfToken::new(s));
+                for scope in &p.scopes {
+                    req = req.add_scope(oauth2::Scope::new(scope.clone()));
+                }
+                let (url, _) = req.set_pkce_challenge(challenge).url();
+                (url.to_string(), verifier.secret().clone())
+            }
+            Kind::Oidc => match self.oidc_authorize_url(p, &state, &nonce).await? {
+                Ok(v) => v,
+                Err(msg) => return Ok(Err(msg)),
+            },
+        };
+        let flow = UpstreamFlow {
+            provider: p.key.clone(),
+            pkce_verifier: verifier,
+            nonce,
+            intent,
+            browser: hash_secret(browser),
+            next: next.to_owned(),
+        };
+        let json = serde_json::to_vec(&flow).map_err(|e| CoreError::Internal(e.to_string()))?;
+        self.store.put(&hashed_key(FLOW, &state), &json, FLOW_TTL).await?;
+        Ok(Ok(url))
+    }
+
+    /// The authorization URL at an OpenID provider, and the PKCE verifier.
+    async fn oidc_authorize_url(
+        &self,
+        p: &UpstreamProvider,
+        state: &str,
+        nonce: &str,
+    ) -> Result<Result<(String, String), String>, CoreError> {
         let m = match self.metadata(p, false).await {
             Ok(m) => m,
             Err(e) => {
@@ -197,16 +237,14 @@ impl Core {
             Err(e) => return Err(CoreError::Internal(e)),
         };
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let state = random_token()?;
-        let nonce = random_token()?;
         let mut req = client.authorize_url(
             CoreAuthenticationFlow::AuthorizationCode,
             {
-                let s = state.clone();
+                let s = state.to_owned();
                 move || CsrfToken::new(s)
             },
             {
-                let n = nonce.clone();
+                let n = nonce.to_owned();
                 move || Nonce::new(n)
             },
         );
@@ -214,17 +252,7 @@ impl Core {
             req = req.add_scope(Scope::new(s.clone()));
         }
         let (url, _, _) = req.set_pkce_challenge(challenge).url();
-        let flow = UpstreamFlow {
-            provider: p.key.clone(),
-            pkce_verifier: verifier.secret().clone(),
-            nonce,
-            intent,
-            browser: hash_secret(browser),
-            next: next.to_owned(),
-        };
-        let json = serde_json::to_vec(&flow).map_err(|e| CoreError::Internal(e.to_string()))?;
-        self.store.put(&hashed_key(FLOW, &state), &json, FLOW_TTL).await?;
-        Ok(Ok(url.to_string()))
+        Ok(Ok((url.to_string(), verifier.secret().clone())))
     }
 
     /// The provider's answer at the callback.
@@ -252,7 +280,11 @@ impl Core {
             return Ok(Outcome::Refused(what));
         }
         let Some(code) = get("code") else { return Ok(Outcome::Failed(format!("{} sent no code.", p.display_name))) };
-        let claims = match self.exchange_upstream(&p, code, &flow).await {
+        let exchanged = match &p.kind {
+            Kind::Oidc => self.exchange_upstream(&p, code, &flow).await,
+            Kind::GitHub { .. } => self.exchange_github(&p, code, &flow).await,
+        };
+        let claims = match exchanged {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(provider = %p.key, error = %e, "upstream sign-in failed");
@@ -265,7 +297,7 @@ impl Core {
         self.resolve_identity(&p, claims, flow, ctx).await
     }
 
-    async fn exchange_upstream(&self, p: &OidcProvider, code: &str, flow: &UpstreamFlow) -> Result<Claims, String> {
+    async fn exchange_upstream(&self, p: &UpstreamProvider, code: &str, flow: &UpstreamFlow) -> Result<Claims, String> {
         let m = self.metadata(p, false).await?;
         let client = self.oidc_client(p, &m)?;
         let out = self.outbound.clone();
@@ -311,9 +343,57 @@ impl Core {
         })
     }
 
+    /// GitHub: the code for a token, then the user and their verified
+    /// primary address from the REST API.
+    async fn exchange_github(&self, p: &UpstreamProvider, code: &str, flow: &UpstreamFlow) -> Result<Claims, String> {
+        let Kind::GitHub { authorize_url, token_url, api_url } = &p.kind else { return Err("not GitHub".into()) };
+        let client = github_client(p, authorize_url, token_url, &self.callback_url(&p.key))?;
+        let out = self.outbound.clone();
+        let http = move |req: oauth2::HttpRequest| {
+            let out = out.clone();
+            async move { out.send(req).await }
+        };
+        let token = client
+            .exchange_code(oauth2::AuthorizationCode::new(code.to_owned()))
+            .set_pkce_verifier(oauth2::PkceCodeVerifier::new(flow.pkce_verifier.clone()))
+            .request_async(&http)
+            .await
+            .map_err(|e| format!("token endpoint: {e}"))?;
+        let access = oauth2::TokenResponse::access_token(&token).secret().clone();
+        let user = self.github_get(&format!("{api_url}/user"), &access).await?;
+        let id = user.get("id").and_then(serde_json::Value::as_u64).ok_or("the user has no numeric id")?;
+        let emails = self.github_get(&format!("{api_url}/user/emails"), &access).await?;
+        let primary = emails.as_array().into_iter().flatten().find(|e| {
+            e.get("primary").and_then(serde_json::Value::as_bool) == Some(true)
+                && e.get("verified").and_then(serde_json::Value::as_bool) == Some(true)
+        });
+        Ok(Claims {
+            subject: id.to_string(),
+            email: primary.and_then(|e| e.get("email")).and_then(serde_json::Value::as_str).map(str::to_owned),
+            email_verified: primary.is_some(),
+            name: user.get("name").and_then(serde_json::Value::as_str).map(str::to_owned),
+            hosted_domain: None,
+        })
+    }
+
+    async fn github_get(&self, url: &str, token: &str) -> Result<serde_json::Value, String> {
+        let request = openidconnect::http::Request::builder()
+            .method("GET")
+            .uri(url)
+            .header("accept", "application/vnd.github+json")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Vec::new())
+            .map_err(|e| e.to_string())?;
+        let resp = self.outbound.send(request).await.map_err(|e| e.to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!("{url} answered {}", resp.status()));
+        }
+        serde_json::from_slice(resp.body()).map_err(|e| format!("{url}: {e}"))
+    }
+
     async fn resolve_identity(
         &self,
-        p: &OidcProvider,
+        p: &UpstreamProvider,
         claims: Claims,
         flow: UpstreamFlow,
         ctx: &RequestContext,
@@ -395,7 +475,7 @@ impl Core {
 
     async fn link_identity(
         &self,
-        p: &OidcProvider,
+        p: &UpstreamProvider,
         user_id: &str,
         claims: &Claims,
         ctx: &RequestContext,
@@ -451,13 +531,35 @@ impl Core {
     }
 }
 
+type GitHubClient = oauth2::basic::BasicClient<
+    oauth2::EndpointSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointSet,
+>;
+
+fn github_client(
+    p: &UpstreamProvider,
+    authorize_url: &str,
+    token_url: &str,
+    callback: &str,
+) -> Result<GitHubClient, String> {
+    Ok(oauth2::basic::BasicClient::new(oauth2::ClientId::new(p.client_id.clone()))
+        .set_client_secret(oauth2::ClientSecret::new(p.client_secret.clone()))
+        .set_auth_uri(oauth2::AuthUrl::new(authorize_url.to_owned()).map_err(|e| e.to_string())?)
+        .set_token_uri(oauth2::TokenUrl::new(token_url.to_owned()).map_err(|e| e.to_string())?)
+        .set_redirect_uri(oauth2::RedirectUrl::new(callback.to_owned()).map_err(|e| e.to_string())?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn provider(trust: TrustEmail) -> OidcProvider {
-        OidcProvider {
+    fn provider(trust: TrustEmail) -> UpstreamProvider {
+        UpstreamProvider {
             key: "google".into(),
+            kind: Kind::Oidc,
             display_name: "Google".into(),
             issuer: "https://accounts.google.com".into(),
             client_id: "c".into(),

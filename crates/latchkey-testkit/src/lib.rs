@@ -6,6 +6,7 @@
 mod app;
 mod browser;
 mod db;
+mod fake_github;
 mod http_sink;
 mod proxy;
 mod rp;
@@ -14,6 +15,7 @@ mod smtp;
 pub use app::{TestApp, TestAppBuilder};
 pub use browser::{Browser, Page, SentMail, hidden};
 pub use db::TestDb;
+pub use fake_github::FakeGitHub;
 pub use http_sink::HttpSink;
 pub use proxy::TcpProxy;
 pub use rp::{REDIRECT_URI, TestClient, query_of};
