@@ -433,6 +433,7 @@ impl Core {
             let n = normalized.clone();
             let taken = self.db.run(move |conn| latchkey_db::users::find_by_email(conn, &n)).await?;
             let may_link = trusted(p, &claims) && claims.email_verified;
+            let mut created = false;
             let user = match (taken, may_link) {
                 (Some(_), true) => match self.prove_address(&shown, &normalized, ctx).await? {
                     Some(u) => u,
@@ -451,7 +452,10 @@ impl Core {
                         ..Default::default()
                     };
                     match create_user(self, new, &Actor::Anonymous).await {
-                        Ok(u) => u,
+                        Ok(u) => {
+                            created = true;
+                            u
+                        }
                         Err(CoreError::Conflict(_)) => {
                             return Ok(Outcome::AddressTaken { provider: p.display_name.clone() });
                         }
@@ -459,7 +463,13 @@ impl Core {
                     }
                 }
             };
-            self.link_identity(p, &user.id, &claims, ctx).await?;
+            if let Err(e) = self.link_identity(p, &user.id, &claims, ctx).await {
+                // Never a half-made account: one made here goes again.
+                if created {
+                    let _ = crate::accounts::delete_user(self, &user.email, &Actor::Anonymous).await;
+                }
+                return Err(e);
+            }
             user
         };
         let signed_in = self.first_factor_complete(user, AMR, ctx).await?;
