@@ -73,12 +73,14 @@ export function decodeQuotedPrintable(s) {
 // ------------------------------------------------------------------ server
 
 export class Server {
-  constructor() {
+  /** `env`: more variables for `serve` and the CLI (`extraEnv`, settable before `start`). */
+  constructor({ env = {} } = {}) {
     this.dir = null;
     this.child = null;
     this.log = [];
     this.port = 0;
     this.exited = null;
+    this.extraEnv = env;
   }
 
   get url() {
@@ -99,6 +101,7 @@ export class Server {
       LATCHKEY_SERVER__BIND: `127.0.0.1:${this.port}`,
       LATCHKEY_SERVER__PUBLIC_URL: this.url,
       LATCHKEY_PASSWORDS__BCRYPT_COST: '10',
+      ...this.extraEnv,
     });
   }
 

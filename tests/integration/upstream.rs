@@ -162,17 +162,34 @@ async fn state_nonce_and_browser_must_match() {
 }
 
 #[tokio::test]
-async fn a_token_signed_with_a_key_the_provider_did_not_publish_is_refused() {
+async fn an_id_token_whose_signature_does_not_verify_is_refused() {
+    let p = pair(None, true, true).await;
+    // The upstream publishes, under its signing key's kid, another key's
+    // public half: its tokens no longer verify against its own JWKS.
+    let next = p.up.core.rotate_keys(false, &Actor::Cli).await.expect("rotate");
+    let keys = p.up.core.list_keys().await.expect("keys");
+    let active = keys.iter().find(|k| k.state == latchkey_core::keys::KeyState::Active).expect("active").kid.clone();
+    let other = next[0].kid.clone();
+    p.up.db.execute(&format!(
+        "UPDATE signing_keys SET public_jwk = (SELECT replace(public_jwk, '{other}', '{active}') FROM signing_keys WHERE kid = '{other}') WHERE kid = '{active}'"
+    ));
+    let b = Browser::new(&p.here);
+    let page = sign_in_upstream(&p, &b).await;
+    assert_eq!(page.status, 502, "{}", page.body);
+    assert!(user_here(&p, UP_EMAIL).await.is_none(), "no half-made account");
+}
+
+#[tokio::test]
+async fn a_key_the_provider_published_since_is_read_again() {
     let p = pair(None, true, true).await;
     let b = Browser::new(&p.here);
     let start = b.get("/login/with/up").await;
-    // The upstream now signs with a key the app has not seen published.
+    // Keys cached at the start; the upstream then signs with a new key.
     p.up.core.rotate_keys(true, &Actor::Cli).await.expect("rotate");
     let back =
         Browser::new(&p.up).authorize(&p.up, start.location.as_deref().expect("up"), UP_EMAIL, STRONG_PASSWORD).await;
     let page = b.get_url(&p.here.local(&back)).await;
-    assert_eq!(page.status, 502, "{}", page.body);
-    assert!(user_here(&p, UP_EMAIL).await.is_none());
+    assert_eq!(page.status, 303, "{}", page.body);
 }
 
 #[tokio::test]
@@ -256,4 +273,36 @@ async fn the_last_way_to_sign_in_cannot_be_unlinked() {
     let page = b.post_raw("/account/identities/unlink", &[("csrf", &account.csrf()), ("identity", &ids[0].id)]).await;
     assert_eq!(page.status, 409);
     assert_eq!(p.here.core.identities(&user.id).await.expect("ids").len(), 1, "still linked");
+
+    // Setting a first password (no current one to give) makes unlinking possible.
+    let account = b.get("/account").await;
+    assert!(account.contains("Set password") && !account.contains("Current password"));
+    let set = b
+        .post_raw(
+            "/account/password",
+            &[("csrf", &account.csrf()), ("current_password", ""), ("new_password", "fresh copper lighthouse 42")],
+        )
+        .await;
+    assert_eq!(set.status, 303, "{}", set.body);
+    Browser::new(&p.here).sign_in(UP_EMAIL, "fresh copper lighthouse 42").await;
+    let account = b.get("/account").await;
+    assert!(account.contains("Current password"));
+    let page = b.post_raw("/account/identities/unlink", &[("csrf", &account.csrf()), ("identity", &ids[0].id)]).await;
+    assert_eq!(page.location.as_deref(), Some("/account?notice=unlinked"));
+}
+
+#[tokio::test]
+async fn an_identity_linked_by_someone_else_goes_when_the_owner_proves_the_address() {
+    // An untrusted provider made an account with an address it did not prove here.
+    let p = pair(None, true, true).await;
+    assert_eq!(sign_in_upstream(&p, &Browser::new(&p.here)).await.status, 303);
+    let user = user_here(&p, UP_EMAIL).await.expect("user");
+    assert_eq!(p.here.core.identities(&user.id).await.expect("ids").len(), 1);
+    // The address's owner proves it with a sign-in link.
+    let owner = Browser::new(&p.here);
+    owner.submit("/login", "/login/link", &[("email", UP_EMAIL), ("next", "/account")]).await;
+    let mail = p.here.wait_for_mail(UP_EMAIL, "Your sign-in link", 0).await;
+    let path = mail.link("/login/link?token=").expect("link").trim_start_matches(&p.here.public_url).to_owned();
+    assert_eq!(owner.get(&path).await.status, 303);
+    assert!(p.here.core.identities(&user.id).await.expect("ids").is_empty(), "the provider no longer signs in here");
 }

@@ -347,8 +347,9 @@ impl Core {
                 let first_proof = !row.email_verified;
                 if drop_password && first_proof {
                     q::clear_password_and_verify(conn, &row.id, now)?;
-                    // Whatever the pre-registrant allowed apps goes too.
+                    // Whatever the pre-registrant allowed apps or linked goes too.
                     latchkey_db::consents::delete_for_user(conn, &row.id)?;
+                    latchkey_db::identities::delete_for_user(conn, &row.id)?;
                     row.password_hash = None;
                 } else {
                     q::set_email_verified(conn, &row.id, now)?;
@@ -470,7 +471,12 @@ impl Core {
                 if row.disabled || !row.email.eq_ignore_ascii_case(&record.email) {
                     return Ok(None);
                 }
-                // Opening the link proved the address.
+                // Opening the link proved the address; if it never was, what
+                // someone else may have set up on the account goes.
+                if !row.email_verified {
+                    latchkey_db::consents::delete_for_user(conn, &row.id)?;
+                    latchkey_db::identities::delete_for_user(conn, &row.id)?;
+                }
                 q::set_password(conn, &row.id, &hash, true, now)?;
                 row.email_verified = true;
                 row.password_hash = Some(hash);
@@ -517,9 +523,11 @@ impl Core {
         // Guessing the current password from a stolen session counts like any
         // other failed sign-in, per account too.
         self.login_allowed(&row.email_normalized, ctx.ip.as_deref(), false).await?;
+        // An account without a password (links, upstream sign-in) sets its
+        // first one on the strength of the recent sign-in alone.
         let ok = match row.password_hash.clone() {
             Some(h) => self.hasher.verify(current.to_owned(), h).await?,
-            None => self.hasher.verify_dummy(current.to_owned()).await?,
+            None => true,
         };
         if !ok {
             self.login_failed(&row.email_normalized, ctx.ip.as_deref()).await?;

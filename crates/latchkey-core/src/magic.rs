@@ -157,8 +157,9 @@ impl Core {
                     }
                     if first_proof {
                         latchkey_db::users::clear_password_and_verify(conn, &row.id, now)?;
-                        // Whatever the pre-registrant allowed apps goes too.
+                        // Whatever the pre-registrant allowed apps or linked goes too.
                         latchkey_db::consents::delete_for_user(conn, &row.id)?;
+                        latchkey_db::identities::delete_for_user(conn, &row.id)?;
                         row.password_hash = None;
                         row.email_verified = true;
                     }

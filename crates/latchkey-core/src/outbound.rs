@@ -1,5 +1,5 @@
-//! The one outbound HTTP client for calls made on others' behalf
-//! (back-channel logout now; webhooks and upstream providers later).
+//! The one outbound HTTP client for calls made on others' behalf:
+//! back-channel logout and upstream providers (webhooks later).
 //!
 //! A URL given by a client or an admin must not reach inside the network we
 //! run in, so: http(s) only, no credentials in the URL, the host name is
@@ -20,7 +20,7 @@ use futures_util::future::BoxFuture;
 use url::{Host, Url};
 
 pub const TIMEOUT: Duration = Duration::from_secs(10);
-/// Response bodies are not read; a URL longer than this is refused.
+/// A URL longer than this is refused.
 const MAX_URL: usize = 2000;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -39,8 +39,6 @@ struct RawSettings {
     passwords: RawPasswords,
     log: RawLog,
     sessions: RawSessions,
-    // Sections of SPEC §3 whose features are not built yet: refused when set,
-    // never accepted and ignored.
     mail: RawMail,
     lifetimes: RawLifetimes,
     providers: providers::RawProviders,

@@ -151,21 +151,7 @@ impl Core {
         Ok(m)
     }
 
-    fn oidc_client(
-        &self,
-        p: &UpstreamProvider,
-        m: &CoreProviderMetadata,
-    ) -> Result<
-        CoreClient<
-            openidconnect::EndpointSet,
-            openidconnect::EndpointNotSet,
-            openidconnect::EndpointNotSet,
-            openidconnect::EndpointNotSet,
-            openidconnect::EndpointMaybeSet,
-            openidconnect::EndpointMaybeSet,
-        >,
-        String,
-    > {
+    fn oidc_client(&self, p: &UpstreamProvider, m: &CoreProviderMetadata) -> Result<OidcClient, String> {
         let redirect = RedirectUrl::new(self.callback_url(&p.key)).map_err(|e| e.to_string())?;
         Ok(CoreClient::from_provider_metadata(
             m.clone(),
@@ -261,6 +247,7 @@ impl Core {
         key: &str,
         pairs: &[(String, String)],
         browser: Option<&str>,
+        signed_in_user: Option<&str>,
         ctx: &RequestContext,
     ) -> Result<Outcome, CoreError> {
         let get = |n: &str| pairs.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
@@ -268,6 +255,12 @@ impl Core {
         let Some(raw) = self.store.take(&hashed_key(FLOW, state)).await? else { return Ok(Outcome::Expired) };
         let flow: UpstreamFlow = serde_json::from_slice(&raw).map_err(|e| CoreError::Internal(e.to_string()))?;
         if flow.provider != key || !browser.is_some_and(|b| verify_secret(b, &flow.browser)) {
+            return Ok(Outcome::Expired);
+        }
+        // Linking continues only for the user still signed in here.
+        if let Intent::Link { user_id } = &flow.intent
+            && signed_in_user != Some(user_id.as_str())
+        {
             return Ok(Outcome::Expired);
         }
         let Some(p) = self.provider(key).cloned() else { return Ok(Outcome::Expired) };
@@ -313,18 +306,29 @@ impl Core {
             .await
             .map_err(|e| format!("token endpoint: {e}"))?;
         let id_token = tokens.id_token().ok_or("no ID token in the answer")?;
-        let clock = self.clock.clone();
-        let verifier = client
-            .id_token_verifier()
-            .set_allowed_algs(vec![
-                openidconnect::core::CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
-                openidconnect::core::CoreJwsSigningAlgorithm::RsaSsaPssSha256,
-                openidconnect::core::CoreJwsSigningAlgorithm::EcdsaP256Sha256,
-                openidconnect::core::CoreJwsSigningAlgorithm::EdDsa,
-            ])
-            .set_time_fn(move || clock.now());
-        let claims =
-            id_token.claims(&verifier, &Nonce::new(flow.nonce.clone())).map_err(|e| format!("ID token: {e}"))?;
+        let nonce = Nonce::new(flow.nonce.clone());
+        let verify = |client: &OidcClient| {
+            let clock = self.clock.clone();
+            let verifier = client
+                .id_token_verifier()
+                .set_allowed_algs(vec![
+                    openidconnect::core::CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+                    openidconnect::core::CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+                    openidconnect::core::CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+                    openidconnect::core::CoreJwsSigningAlgorithm::EdDsa,
+                ])
+                .set_time_fn(move || clock.now());
+            id_token.claims(&verifier, &nonce).cloned().map_err(|e| format!("ID token: {e}"))
+        };
+        let claims = match verify(&client) {
+            Ok(c) => c,
+            // The provider may have published a new key since we read its
+            // keys: read them again, once.
+            Err(_) => {
+                let fresh = self.metadata(p, true).await?;
+                verify(&self.oidc_client(p, &fresh)?)?
+            }
+        };
         // `hd` is not one of openidconnect's claims: read it from the token
         // whose signature was just checked.
         let hosted_domain = id_token
@@ -407,6 +411,12 @@ impl Core {
                     return Ok(Outcome::LinkedElsewhere { provider: p.display_name.clone() });
                 }
                 return Ok(Outcome::Linked { provider: p.display_name.clone() });
+            }
+            if self.identities(user_id).await?.iter().any(|i| i.provider == p.key) {
+                return Ok(Outcome::Refused(format!(
+                    "Another {} account is already linked to yours. Unlink it first.",
+                    p.display_name
+                )));
             }
             self.link_identity(p, user_id, &claims, ctx).await?;
             return Ok(Outcome::Linked { provider: p.display_name.clone() });
@@ -540,6 +550,15 @@ impl Core {
         Ok(removed)
     }
 }
+
+type OidcClient = CoreClient<
+    openidconnect::EndpointSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointMaybeSet,
+    openidconnect::EndpointMaybeSet,
+>;
 
 type GitHubClient = oauth2::basic::BasicClient<
     oauth2::EndpointSet,

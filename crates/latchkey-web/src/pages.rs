@@ -140,6 +140,7 @@ pub struct Account {
     pub name: Option<String>,
     pub email: String,
     pub email_verified: bool,
+    pub has_password: bool,
     pub sessions: Vec<SessionRow>,
     pub apps: Vec<AppRow>,
     pub identities: Vec<IdentityView>,

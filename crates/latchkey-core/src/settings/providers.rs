@@ -104,7 +104,9 @@ fn check_issuer(key: &str, issuer: &str, allow_loopback_http: bool) -> Result<St
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
         return Err(ConfigError::new(key, "must not have a query, fragment or credentials"));
     }
-    Ok(issuer.trim_end_matches('/').to_owned())
+    // Kept exactly as given: the discovery document must name the same
+    // issuer, character for character (OpenID Connect Discovery §4.3).
+    Ok(issuer.to_owned())
 }
 
 fn one(

@@ -178,7 +178,7 @@ fn incomplete_providers_are_refused_naming_the_key() {
     assert_eq!(ok.providers[0].issuer, "https://accounts.google.com");
     assert_eq!(ok.providers[0].trust_email, super::providers::TrustEmail::Google);
     assert_eq!(ok.providers[1].trust_email, super::providers::TrustEmail::Never);
-    assert_eq!(ok.providers[1].issuer, "https://okta.example");
+    assert_eq!(ok.providers[1].issuer, "https://okta.example/", "kept as given");
 }
 
 #[test]

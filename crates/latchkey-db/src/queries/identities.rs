@@ -55,3 +55,8 @@ pub fn delete(conn: &mut DbConnection, user_id: &str, id: &str) -> Result<bool, 
         .execute(conn)?
         == 1)
 }
+
+/// Removes every identity of the user; returns how many.
+pub fn delete_for_user(conn: &mut DbConnection, user_id: &str) -> Result<usize, DbError> {
+    Ok(diesel::delete(identities::table.filter(identities::user_id.eq(user_id))).execute(conn)?)
+}

@@ -122,6 +122,7 @@ async fn account_page(
         name: user.name.clone(),
         email: user.email.clone(),
         email_verified: user.email_verified,
+        has_password: user.has_password,
         sessions: rows,
         apps,
         identities,
@@ -145,7 +146,7 @@ pub async fn account(req: HttpRequest, core: Data<Core>, q: Query<AccountQuery>)
         Err(res) => return res,
     };
     let notice = match q.notice.as_deref() {
-        Some("password-changed") => Some("Your password is changed. Every other session was signed out.".to_owned()),
+        Some("password-changed") => Some("Your password is saved. Every other session was signed out.".to_owned()),
         Some("sessions-ended") => Some("Every other session was signed out.".to_owned()),
         Some("session-ended") => Some("That session was signed out.".to_owned()),
         Some("verified") => Some(format!("Thank you: {} is confirmed.", user.email)),

@@ -55,7 +55,13 @@ pub async fn callback(req: HttpRequest, core: Data<Core>, provider: Path<String>
     let pairs: Vec<(String, String)> =
         url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect();
     let cookie = browser::cookie_value(&req, &core, UPSTREAM);
-    let outcome = match core.finish_upstream(&provider, &pairs, cookie.as_deref(), &browser::context(&req)).await {
+    let signed_in = match browser::current_session(&req, &core).await {
+        Ok(s) => s,
+        Err(e) => return pages::error_page(&e),
+    };
+    let user = signed_in.as_ref().map(|s| s.record.user_id.as_str());
+    let outcome = match core.finish_upstream(&provider, &pairs, cookie.as_deref(), user, &browser::context(&req)).await
+    {
         Ok(o) => o,
         Err(e) => return pages::error_page(&e),
     };
