@@ -64,6 +64,21 @@ async fn put_get_delete() {
 }
 
 #[tokio::test]
+async fn put_if_present_never_brings_a_value_back() {
+    for s in subjects().await {
+        let st = &s.store;
+        assert!(!st.put_if_present("p", b"x", MIN).await.expect("absent"), "{}", s.name);
+        assert_eq!(st.get("p").await.expect("get"), None, "{}", s.name);
+        st.put("p", b"one", MIN).await.expect("put");
+        assert!(st.put_if_present("p", b"two", MIN).await.expect("present"), "{}", s.name);
+        assert_eq!(st.get("p").await.expect("get").as_deref(), Some(&b"two"[..]), "{}", s.name);
+        st.take("p").await.expect("take");
+        assert!(!st.put_if_present("p", b"three", MIN).await.expect("taken"), "{}", s.name);
+        assert_eq!(st.get("p").await.expect("get"), None, "{}", s.name);
+    }
+}
+
+#[tokio::test]
 async fn expiry_follows_the_clock() {
     for s in subjects().await {
         let st = &s.store;

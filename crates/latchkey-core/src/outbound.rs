@@ -207,7 +207,11 @@ impl Outbound {
             Some(Host::Ipv4(ip)) => vec![IpAddr::V4(ip)],
             Some(Host::Ipv6(ip)) => vec![IpAddr::V6(ip)],
             Some(Host::Domain(name)) => {
-                let found = self.resolver.resolve(name.to_owned(), port).await.map_err(OutboundError::Resolve)?;
+                // The whole call is bounded, the name lookup included.
+                let found = tokio::time::timeout(TIMEOUT, self.resolver.resolve(name.to_owned(), port))
+                    .await
+                    .map_err(|_| OutboundError::Resolve("the name lookup timed out".into()))?
+                    .map_err(OutboundError::Resolve)?;
                 if found.is_empty() {
                     return Err(OutboundError::Resolve("no addresses".into()));
                 }

@@ -73,6 +73,15 @@ impl Core {
         (end > now).then(|| (end - now).to_std().ok()).flatten()
     }
 
+    /// Writes back a session that is still there (a touch): a session ended
+    /// meanwhile is not brought back.
+    async fn touch_session(&self, handle: &str, r: &SessionRecord) -> Result<(), CoreError> {
+        let Some(ttl) = self.session_ttl(r) else { return Ok(()) };
+        let json = serde_json::to_vec(r).map_err(|e| CoreError::Internal(e.to_string()))?;
+        self.store.put_if_present(&key_for_handle(handle), &json, ttl).await?;
+        Ok(())
+    }
+
     async fn save_session(&self, handle: &str, r: &SessionRecord) -> Result<(), CoreError> {
         let Some(ttl) = self.session_ttl(r) else { return Ok(()) };
         let json = serde_json::to_vec(r).map_err(|e| CoreError::Internal(e.to_string()))?;
@@ -132,7 +141,7 @@ impl Core {
             if ctx.ip.is_some() {
                 record.ip = ctx.ip.clone();
             }
-            self.save_session(&handle, &record).await?;
+            self.touch_session(&handle, &record).await?;
         }
         Ok(Some(Session { handle, record }))
     }

@@ -145,6 +145,18 @@ impl Store {
         }
     }
 
+    /// Replaces the value under `key` only if one is there (a value taken
+    /// or deleted meanwhile stays gone); true when replaced.
+    pub async fn put_if_present(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        let now = self.now();
+        let expires_at = now.saturating_add(millis(ttl));
+        let raw = wrap(expires_at, value);
+        match &self.backend {
+            Backend::Redis(r) => r.set_if_present(key, raw, ttl).await,
+            Backend::Database(db) => sql_store::replace(db, key, raw, expires_at, now).await,
+        }
+    }
+
     /// Stores `value` only if `key` holds nothing live; true when stored.
     pub async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
         let now = self.now();

@@ -87,6 +87,21 @@ impl RedisStore {
             .map_err(unavailable)
     }
 
+    /// SET … XX: replaces only an existing key.
+    pub async fn set_if_present(&self, key: &str, raw: Vec<u8>, ttl: Duration) -> Result<bool, StoreError> {
+        let mut c = self.manager.clone();
+        let done: Option<String> = redis::cmd("SET")
+            .arg(self.key(key))
+            .arg(raw)
+            .arg("PX")
+            .arg(ttl_ms(ttl))
+            .arg("XX")
+            .query_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        Ok(done.is_some())
+    }
+
     pub async fn set_if_absent(&self, key: &str, raw: Vec<u8>, ttl: Duration, now: i64) -> Result<bool, StoreError> {
         let mut c = self.manager.clone();
         let n: i64 = redis::Script::new(SET_IF_ABSENT)

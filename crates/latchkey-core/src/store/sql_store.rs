@@ -15,6 +15,11 @@ pub async fn put_if_absent(db: &Db, key: &str, raw: Vec<u8>, expires_at: i64, no
     Ok(db.run(move |c| q::put_if_absent(c, &key, &raw, expires_at, now)).await?)
 }
 
+pub async fn replace(db: &Db, key: &str, raw: Vec<u8>, expires_at: i64, now: i64) -> Result<bool, StoreError> {
+    let key = key.to_owned();
+    Ok(db.run(move |c| q::replace(c, &key, &raw, expires_at, now)).await?)
+}
+
 /// The raw value (expiry header included), live or not: the caller checks.
 pub async fn get(db: &Db, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
     let key = key.to_owned();

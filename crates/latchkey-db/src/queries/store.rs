@@ -41,6 +41,16 @@ pub fn put_if_absent(
     Ok(n == 1)
 }
 
+/// Replaces `key` only if it holds a live value; true when it did.
+pub fn replace(conn: &mut DbConnection, key: &str, value: &[u8], expires_at: i64, now: i64) -> Result<bool, DbError> {
+    let n = diesel::update(
+        store_entries::table.filter(store_entries::key.eq(key)).filter(store_entries::expires_at.gt(now)),
+    )
+    .set((store_entries::value.eq(value), store_entries::expires_at.eq(expires_at)))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
 pub fn get(conn: &mut DbConnection, key: &str, now: i64) -> Result<Option<Vec<u8>>, DbError> {
     Ok(store_entries::table
         .filter(store_entries::key.eq(key))
