@@ -478,7 +478,11 @@ impl Core {
                 if created {
                     let _ = crate::accounts::delete_user(self, &user.email, &Actor::Anonymous).await;
                 }
-                return Err(e);
+                return match e {
+                    // A concurrent sign-in linked it first: start again.
+                    CoreError::Conflict(_) => Ok(Outcome::Expired),
+                    other => Err(other),
+                };
             }
             user
         };
@@ -511,7 +515,11 @@ impl Core {
             created_at: now,
             last_used_at: now,
         };
-        self.db.run(move |conn| q::insert(conn, &row)).await?;
+        self.db.run(move |conn| q::insert(conn, &row)).await.map_err(|e| match e {
+            // Linked by a concurrent sign-in with the same identity.
+            latchkey_db::DbError::Conflict(_) => CoreError::Conflict("identity already linked".into()),
+            other => other.into(),
+        })?;
         self.audit(
             event_ctx(Event::new("identity.linked", &Actor::User(user_id.to_owned())), ctx)
                 .with_user_id(user_id)
