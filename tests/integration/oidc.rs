@@ -1051,3 +1051,23 @@ async fn disabled_users_get_no_tokens() {
     let (s, e) = exchange(&app, &c, &q["code"], Some(VERIFIER)).await;
     assert_eq!((s, e["error"].as_str()), (400, Some("invalid_grant")));
 }
+
+#[tokio::test]
+async fn a_flood_of_authorization_requests_from_one_address_waits() {
+    let app =
+        TestApp::builder().env("LATCHKEY_LIMITS__AUTHORIZATION_REQUESTS_PER_ADDRESS_PER_MINUTE", "3").spawn().await;
+    let c = app.client("Notes", false, true).await;
+    let url = app.local(&auth_url(
+        &app,
+        &[("response_type", "code"), ("client_id", &c.client_id), ("redirect_uri", REDIRECT_URI), ("scope", "openid")],
+    ));
+    let b = Browser::new(&app);
+    for _ in 0..3 {
+        assert_eq!(b.get_url(&url).await.status, 302);
+    }
+    let p = b.get_url(&url).await;
+    assert_eq!(p.status, 429);
+    assert!(p.alert().is_some_and(|a| a.contains("Try again")));
+    app.clock.advance(chrono::Duration::minutes(1));
+    assert_eq!(b.get_url(&url).await.status, 302);
+}

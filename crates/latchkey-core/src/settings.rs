@@ -132,6 +132,7 @@ struct RawLimits {
     account_mails_per_hour: Option<u64>,
     magic_link_mails_per_account_per_hour: Option<u64>,
     magic_link_requests_per_address_per_hour: Option<u64>,
+    authorization_requests_per_address_per_minute: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -292,6 +293,8 @@ pub struct Limits {
     pub account_mails_per_hour: u64,
     pub magic_link_mails_per_account_per_hour: u64,
     pub magic_link_requests_per_address_per_hour: u64,
+    /// New authorization requests (each kept a while in the store).
+    pub authorization_requests_per_address_per_minute: u64,
 }
 
 /// Where short-lived state lives: Redis when `url` is set, else the SQL
@@ -796,6 +799,11 @@ fn validate_limits(raw: RawLimits) -> Result<Limits, ConfigError> {
             "limits.magic_link_requests_per_address_per_hour",
             raw.magic_link_requests_per_address_per_hour,
             20,
+        )?,
+        authorization_requests_per_address_per_minute: limit(
+            "limits.authorization_requests_per_address_per_minute",
+            raw.authorization_requests_per_address_per_minute,
+            300,
         )?,
     })
 }

@@ -185,6 +185,7 @@ impl Core {
     pub async fn start_authorization(
         &self,
         pairs: Vec<(String, String)>,
+        ip: Option<&str>,
     ) -> Result<Result<String, Refusal>, CoreError> {
         // Which parameters came more than once; the client and redirect URI
         // must be unambiguous before anything can be redirected.
@@ -221,6 +222,9 @@ impl Core {
         let params = single_params(pairs.clone()).unwrap_or_default();
         match self.check_request(&client, redirect_uri, &params).await? {
             Ok(flow) => {
+                // Each flow is kept a while: a flood from one address waits.
+                let limit = self.settings.limits.authorization_requests_per_address_per_minute;
+                self.address_attempt("authorize", ip, limit, std::time::Duration::from_secs(60)).await?;
                 let id = random_token()?;
                 let json = serde_json::to_vec(&flow).map_err(|e| CoreError::Internal(e.to_string()))?;
                 self.store.put(&flow_key(&id), &json, FLOW_TTL).await?;

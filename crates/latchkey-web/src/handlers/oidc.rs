@@ -63,7 +63,8 @@ fn refusal_page(message: &str) -> HttpResponse {
 
 #[get("/authorize")]
 pub async fn authorize_get(req: HttpRequest, core: Data<Core>) -> HttpResponse {
-    match core.start_authorization(query_pairs(req.query_string().as_bytes())).await {
+    let ip = browser::context(&req).ip;
+    match core.start_authorization(query_pairs(req.query_string().as_bytes()), ip.as_deref()).await {
         Ok(Ok(flow_id)) => continue_flow(&req, &core, &flow_id).await,
         Ok(Err(Refusal::Page(m))) => refusal_page(&m),
         Ok(Err(Refusal::Redirect(url))) => redirect(&url),
@@ -79,7 +80,8 @@ pub async fn authorize_post(req: HttpRequest, core: Data<Core>, body: Bytes) -> 
     if !is_form(&req) {
         return refusal_page("The request could not be read: it must be a form (application/x-www-form-urlencoded).");
     }
-    match core.start_authorization(query_pairs(&body)).await {
+    let ip = browser::context(&req).ip;
+    match core.start_authorization(query_pairs(&body), ip.as_deref()).await {
         Ok(Ok(flow_id)) => see_other(HttpResponse::build(StatusCode::SEE_OTHER), &continue_path(&flow_id)),
         Ok(Err(Refusal::Page(m))) => refusal_page(&m),
         Ok(Err(Refusal::Redirect(url))) => see_other(HttpResponse::build(StatusCode::SEE_OTHER), &url),
