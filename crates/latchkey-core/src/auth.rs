@@ -413,6 +413,16 @@ impl Core {
         )
         .await?;
         let (_, normalized) = normalize_email(email)?;
+        // Whether the address has an account decides what happens next:
+        // after the answer, so the answer takes as long either way.
+        let core = self.clone();
+        let ctx = ctx.clone();
+        self.in_background("password reset mail", async move { core.send_reset_link(normalized, &ctx).await });
+        Ok(())
+    }
+
+    async fn send_reset_link(&self, normalized: String, ctx: &RequestContext) -> Result<(), CoreError> {
+        let l = &self.settings.limits;
         let n = normalized.clone();
         let row = self.db.run(move |conn| q::find_by_email(conn, &n)).await?;
         let Some(row) = row.filter(|r| !r.disabled) else { return Ok(()) };

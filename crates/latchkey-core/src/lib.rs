@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod auth;
+pub mod background;
 pub mod clients;
 pub mod clock;
 pub mod error;
@@ -59,6 +60,8 @@ pub struct Core {
     pub deliveries_wakeup: Arc<tokio::sync::Notify>,
     /// Upstream providers' discovery documents and keys.
     pub upstream_metadata: Arc<upstream::MetadataCache>,
+    /// Work finishing after its answer went out.
+    pub background: Arc<background::Background>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -143,6 +146,7 @@ impl Core {
             outbound,
             deliveries_wakeup: Arc::new(tokio::sync::Notify::new()),
             upstream_metadata: Arc::new(upstream::MetadataCache::default()),
+            background: Arc::new(background::Background::default()),
             clock,
         })
     }

@@ -66,6 +66,25 @@ impl Core {
         let l = &self.settings.limits;
         self.address_attempt(MAGIC, ctx.ip.as_deref(), l.magic_link_requests_per_address_per_hour, HOUR).await?;
         let (shown, normalized) = normalize_email(email)?;
+        // Whether the address has an account decides what happens next:
+        // after the answer, so the answer takes as long either way.
+        let core = self.clone();
+        let (browser, next, ctx) = (browser.to_owned(), next.to_owned(), ctx.clone());
+        self.in_background("sign-in link", async move {
+            core.send_magic_link(shown, normalized, &browser, &next, &ctx).await
+        });
+        Ok(())
+    }
+
+    async fn send_magic_link(
+        &self,
+        shown: String,
+        normalized: String,
+        browser: &str,
+        next: &str,
+        ctx: &RequestContext,
+    ) -> Result<(), CoreError> {
+        let l = &self.settings.limits;
         let n = normalized.clone();
         let row = self.db.run(move |conn| latchkey_db::users::find_by_email(conn, &n)).await?;
         let to = match row {
