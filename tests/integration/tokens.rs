@@ -555,3 +555,20 @@ async fn proving_an_address_forgets_the_consents_someone_else_gave() {
     assert_eq!(owner.get(&path).await.status, 303);
     assert!(app.core.connected_apps(&user.id).await.expect("apps").is_empty(), "the app must ask the owner again");
 }
+
+#[tokio::test]
+async fn signing_in_again_in_a_browser_ends_the_old_sessions_tokens() {
+    let (app, b) = setup().await;
+    let c = app.client("Own app", false, true).await;
+    let t = offline_tokens(&app, &b, &c).await;
+    app.clock.advance(chrono::Duration::seconds(2));
+    // The same browser signs in again (another account, or the same one).
+    let p =
+        b.submit("/login?notice=reauthenticate", "/login", &[("email", EMAIL), ("password", STRONG_PASSWORD)]).await;
+    assert_eq!(p.status, 303);
+    assert_eq!(userinfo_status(&app, &s(&t, "access_token")).await, 401);
+    assert_eq!(refresh(&app, &c, &s(&t, "refresh_token"), None).await.0, 400);
+    // What the new session is given works.
+    let t2 = offline_tokens(&app, &b, &c).await;
+    assert_eq!(userinfo_status(&app, &s(&t2, "access_token")).await, 200);
+}

@@ -105,7 +105,10 @@ pub async fn signed_in_response(
     if let Ok(Some(old)) = browser::current_session(req, core).await
         && old.handle != signed_in.session.handle
     {
+        // The old session ends with what it was given, as at sign-out.
+        let sid = latchkey_core::auth::session_sid(&old);
         let _ = core.end_session(&old.record.user_id, &old.handle).await;
+        let _ = core.revoke_session_tokens(&old.record.user_id, &[sid]).await;
     }
     let mut builder = HttpResponse::build(StatusCode::SEE_OTHER);
     builder.cookie(browser::session_cookie(core, signed_in.session_id));
