@@ -21,7 +21,13 @@ struct Rp {
 }
 
 async fn rp_with(db: Arc<TestDb>, alg: &str) -> Rp {
-    let app = TestApp::builder().db(db).env("LATCHKEY_OUTBOUND__ALLOW_LOOPBACK", "true").spawn().await;
+    rp_built(TestApp::builder().db(db).env("LATCHKEY_OUTBOUND__ALLOW_LOOPBACK", "true"), alg).await
+}
+
+/// The app as `builder` makes it, a user, a sink and a client whose
+/// back-channel URI is the sink.
+async fn rp_built(builder: latchkey_testkit::TestAppBuilder, alg: &str) -> Rp {
+    let app = builder.spawn().await;
     app.core.ensure_signing_key().await.expect("key");
     app.user(EMAIL, STRONG_PASSWORD, true).await;
     let sink = HttpSink::start().await;
@@ -209,28 +215,7 @@ async fn an_unreachable_app_is_retried_until_it_answers() {
 
 #[tokio::test]
 async fn without_the_loopback_allowance_nothing_is_sent_to_loopback() {
-    let app = TestApp::spawn().await;
-    app.core.ensure_signing_key().await.expect("key");
-    app.user(EMAIL, STRONG_PASSWORD, true).await;
-    let sink = HttpSink::start().await;
-    let created = create_client(
-        &app.core,
-        NewClient {
-            name: "Notes".into(),
-            redirect_uris: vec![REDIRECT_URI.into()],
-            backchannel_logout_uri: Some(sink.url.clone()),
-            first_party: true,
-            ..Default::default()
-        },
-        &Actor::Cli,
-    )
-    .await
-    .expect("client");
-    let client = TestClient {
-        client_id: created.client.client_id,
-        secret: created.client_secret,
-        redirect_uri: REDIRECT_URI.into(),
-    };
+    let Rp { app, sink, client } = rp_built(TestApp::builder(), "RS256").await;
     let b = Browser::new(&app);
     code_for(&app, &b, &client, &[]).await;
     let page = b.get("/logout").await;
