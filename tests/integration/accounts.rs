@@ -160,6 +160,45 @@ async fn sixth_failure_is_refused_until_the_window_passes() {
 }
 
 #[tokio::test]
+async fn guesses_sent_at_once_are_all_counted() {
+    let app = TestApp::spawn().await;
+    let owner = Browser::new(&app);
+    sign_up(&app, &owner, "target@example.com", "").await;
+    let now = app.clock.now_ts();
+    app.clock.advance(chrono::Duration::seconds(900 - now.rem_euclid(900)));
+
+    // Twelve guesses in flight together: only five are checked at all.
+    let attacker = Browser::new(&app);
+    let csrf = attacker.get("/login").await.csrf();
+    let fields = [("csrf", csrf.as_str()), ("email", "target@example.com"), ("password", "guess")];
+    let pages = futures_util::future::join_all((0..12).map(|_| attacker.post_raw("/login", &fields))).await;
+    let mut statuses: Vec<u16> = pages.iter().map(|p| p.status).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [[200; 5].as_slice(), [429; 7].as_slice()].concat());
+
+    // A right password does not count against the account: the owner signs
+    // in five times in a row from new browsers in the next window.
+    app.clock.advance(chrono::Duration::seconds(900));
+    for _ in 0..6 {
+        Browser::new(&app).sign_in("target@example.com", PW).await;
+    }
+}
+
+#[tokio::test]
+async fn reset_requests_sent_at_once_mail_at_most_the_limit() {
+    let app = TestApp::spawn().await;
+    let b = Browser::new(&app);
+    sign_up(&app, &b, "many@example.com", "").await;
+    let csrf = b.get("/password/forgot").await.csrf();
+    let fields = [("csrf", csrf.as_str()), ("email", "many@example.com")];
+    let pages = futures_util::future::join_all((0..8).map(|_| b.post_raw("/password/forgot", &fields))).await;
+    assert!(pages.iter().all(|p| p.status == 200));
+    app.mail_delivered().await;
+    let resets = app.mails().into_iter().filter(|m| m.subject.contains("Reset your password")).count();
+    assert_eq!(resets, 3);
+}
+
+#[tokio::test]
 async fn one_address_gets_growing_delays() {
     let app = TestApp::builder().env("LATCHKEY_LIMITS__LOGIN_FAILURES_PER_ADDRESS_PER_MINUTE", "3").spawn().await;
     let now = app.clock.now_ts();

@@ -153,14 +153,13 @@ impl Core {
                 // Not an address at all: the same limits, work and answer as
                 // a miss, so it is no way around them.
                 let key: String = email.trim().to_lowercase().chars().take(320).collect();
-                self.login_allowed(&key, ctx.ip.as_deref(), false).await?;
+                self.login_attempt(&key, ctx.ip.as_deref(), false).await?;
                 self.hasher.verify_dummy(password.to_owned()).await?;
-                self.login_failed(&key, ctx.ip.as_deref()).await?;
                 return Ok(Err(LoginRefusal::BadCredentials));
             }
         };
         let known = self.known_device(device_token, &normalized).await?;
-        self.login_allowed(&normalized, ctx.ip.as_deref(), known).await?;
+        self.login_attempt(&normalized, ctx.ip.as_deref(), known).await?;
 
         let n = normalized.clone();
         let row = self.db.run(move |conn| q::find_by_email(conn, &n)).await?;
@@ -169,7 +168,6 @@ impl Core {
             None => self.hasher.verify_dummy(password.to_owned()).await?,
         };
         let Some(row) = row.filter(|_| verified) else {
-            self.login_failed(&normalized, ctx.ip.as_deref()).await?;
             self.audit(
                 event_ctx(
                     Event {
@@ -184,6 +182,7 @@ impl Core {
             .await;
             return Ok(Err(LoginRefusal::BadCredentials));
         };
+        self.login_succeeded(&normalized, ctx.ip.as_deref()).await?;
         if row.disabled {
             self.audit(
                 event_ctx(
@@ -318,7 +317,7 @@ impl Core {
         let mut proved_password = false;
         if !owner_here && let Some(pw) = password.filter(|p| !p.is_empty()) {
             let normalized = record.email.to_lowercase();
-            self.login_allowed(&normalized, ctx.ip.as_deref(), false).await?;
+            self.login_attempt(&normalized, ctx.ip.as_deref(), false).await?;
             let id = record.user_id.clone();
             let row = self.db.run(move |conn| q::find_by_id(conn, &id)).await?;
             let ok = match row.and_then(|r| r.password_hash) {
@@ -326,9 +325,9 @@ impl Core {
                 None => self.hasher.verify_dummy(pw.to_owned()).await?,
             };
             if !ok {
-                self.login_failed(&normalized, ctx.ip.as_deref()).await?;
                 return Ok(VerifyOutcome::WrongPassword);
             }
+            self.login_succeeded(&normalized, ctx.ip.as_deref()).await?;
             proved_password = true;
         }
         if self.store.take(&hashed_key(VERIFY, token)).await?.is_none() {
@@ -532,7 +531,7 @@ impl Core {
         let row = self.db.run(move |conn| q::find_by_id(conn, &id)).await?.ok_or(CoreError::NotFound("user"))?;
         // Guessing the current password from a stolen session counts like any
         // other failed sign-in, per account too.
-        self.login_allowed(&row.email_normalized, ctx.ip.as_deref(), false).await?;
+        self.login_attempt(&row.email_normalized, ctx.ip.as_deref(), false).await?;
         // An account without a password (links, upstream sign-in) sets its
         // first one on the strength of the recent sign-in alone.
         let ok = match row.password_hash.clone() {
@@ -540,7 +539,6 @@ impl Core {
             None => true,
         };
         if !ok {
-            self.login_failed(&row.email_normalized, ctx.ip.as_deref()).await?;
             self.audit(event_ctx(
                 Event { outcome: "failed", ..Event::new("password.changed", &Actor::User(row.id.clone())) }
                     .user(&row.id, &row.email_normalized),
@@ -549,6 +547,7 @@ impl Core {
             .await;
             return Err(CoreError::invalid("Current password", "The current password is not correct."));
         }
+        self.login_succeeded(&row.email_normalized, ctx.ip.as_deref()).await?;
         let mut inputs = vec![row.email.as_str()];
         if let Some(n) = &row.name {
             inputs.push(n);

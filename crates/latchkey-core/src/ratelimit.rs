@@ -35,6 +35,9 @@ pub fn human_wait(d: Duration) -> String {
     format!("{minutes} minute{}", if minutes == 1 { "" } else { "s" })
 }
 
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+
 fn account_key(kind: &str, email_normalized: &str) -> String {
     format!("{kind}:acct:{}", hash_secret(email_normalized))
 }
@@ -52,15 +55,13 @@ impl Core {
         Duration::from_millis(u64::try_from(left).unwrap_or(0))
     }
 
-    /// Whether `count` events under `key` in `window` are over `limit`.
-    async fn over(&self, key: &str, window: Duration, limit: u64) -> Result<Option<Duration>, CoreError> {
-        let n = self.store.count(key, window).await?;
-        Ok((n >= limit).then(|| self.window_left(window)))
-    }
-
-    /// Refuses a sign-in attempt while the account (unless this browser
-    /// recently signed in to it) or the address has failed too often.
-    pub async fn login_allowed(
+    /// Counts a sign-in attempt against the account and the address before
+    /// the password is checked, and refuses it past the limits (the account's
+    /// unless this browser recently signed in to it). Counting first, in one
+    /// atomic step per counter, means guesses sent in parallel cannot all
+    /// pass a check made before any of them failed; a success gives its
+    /// count back with [`Core::login_succeeded`].
+    pub async fn login_attempt(
         &self,
         email_normalized: &str,
         ip: Option<&str>,
@@ -68,34 +69,34 @@ impl Core {
     ) -> Result<(), CoreError> {
         let l = &self.settings.limits;
         let addr = address_key("login-fail", ip);
+        let account = account_key("login-fail", email_normalized);
         // Growing delays for an address: a short window, then a long one.
-        if let Some(wait) = self.over(&addr, Duration::from_secs(60), l.login_failures_per_address_per_minute).await? {
-            return Err(CoreError::RateLimited(wait));
+        let tiers = [
+            (addr.as_str(), MINUTE, l.login_failures_per_address_per_minute, true),
+            (addr.as_str(), HOUR, l.login_failures_per_address_per_hour, true),
+            (account.as_str(), l.login_failure_window, l.login_failures_per_account, !known_device),
+        ];
+        let mut refused = None;
+        for (key, window, limit, applies) in tiers {
+            let n = self.store.incr(key, window).await?;
+            if applies && n > limit && refused.is_none() {
+                refused = Some(self.window_left(window));
+            }
         }
-        if let Some(wait) = self.over(&addr, Duration::from_secs(3600), l.login_failures_per_address_per_hour).await? {
-            return Err(CoreError::RateLimited(wait));
+        match refused {
+            Some(wait) => Err(CoreError::RateLimited(wait)),
+            None => Ok(()),
         }
-        if !known_device
-            && let Some(wait) = self
-                .over(
-                    &account_key("login-fail", email_normalized),
-                    l.login_failure_window,
-                    l.login_failures_per_account,
-                )
-                .await?
-        {
-            return Err(CoreError::RateLimited(wait));
-        }
-        Ok(())
     }
 
-    /// Counts a failed sign-in against the account and the address.
-    pub async fn login_failed(&self, email_normalized: &str, ip: Option<&str>) -> Result<(), CoreError> {
+    /// Gives back what [`Core::login_attempt`] counted, once the password
+    /// proved right.
+    pub async fn login_succeeded(&self, email_normalized: &str, ip: Option<&str>) -> Result<(), CoreError> {
         let l = &self.settings.limits;
-        self.store.incr(&account_key("login-fail", email_normalized), l.login_failure_window).await?;
         let addr = address_key("login-fail", ip);
-        self.store.incr(&addr, Duration::from_secs(60)).await?;
-        self.store.incr(&addr, Duration::from_secs(3600)).await?;
+        self.store.decr(&addr, MINUTE).await?;
+        self.store.decr(&addr, HOUR).await?;
+        self.store.decr(&account_key("login-fail", email_normalized), l.login_failure_window).await?;
         Ok(())
     }
 
@@ -108,11 +109,12 @@ impl Core {
         limit: u64,
         window: Duration,
     ) -> Result<(), CoreError> {
+        // Counted first, then compared: one atomic step, so attempts made at
+        // the same moment cannot all slip under the limit.
         let key = address_key(kind, ip);
-        if let Some(wait) = self.over(&key, window, limit).await? {
-            return Err(CoreError::RateLimited(wait));
+        if self.store.incr(&key, window).await? > limit {
+            return Err(CoreError::RateLimited(self.window_left(window)));
         }
-        self.store.incr(&key, window).await?;
         Ok(())
     }
 
@@ -126,12 +128,7 @@ impl Core {
         limit: u64,
     ) -> Result<bool, CoreError> {
         let key = account_key(kind, email_normalized);
-        let hour = Duration::from_secs(3600);
-        if self.over(&key, hour, limit).await?.is_some() {
-            return Ok(false);
-        }
-        self.store.incr(&key, hour).await?;
-        Ok(true)
+        Ok(self.store.incr(&key, HOUR).await? <= limit)
     }
 }
 

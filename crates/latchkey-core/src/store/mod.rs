@@ -215,6 +215,16 @@ impl Store {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// Takes back one event counted by [`Store::incr`] in the current window.
+    pub async fn decr(&self, key: &str, window: Duration) -> Result<(), StoreError> {
+        let w = millis(window).max(1);
+        let full = format!("rl:{key}:{}", self.now().div_euclid(w));
+        match &self.backend {
+            Backend::Redis(r) => r.decr(&full).await,
+            Backend::Database(db) => sql_store::decr(db, &full).await,
+        }
+    }
+
     /// The count so far for `key` in the current window.
     pub async fn count(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
         let w = millis(window).max(1);

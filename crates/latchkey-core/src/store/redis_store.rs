@@ -49,6 +49,13 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 return 1
 ";
 
+/// Takes one back from a counter that still exists (never below zero).
+const DECR_IF_PRESENT: &str = r"
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then return redis.call('DECR', KEYS[1]) end
+return 0
+";
+
 /// Deletes a key only while its payload (after the 8-byte expiry) is ours.
 const DELETE_IF_PAYLOAD: &str = r"
 local v = redis.call('GET', KEYS[1])
@@ -155,6 +162,13 @@ impl RedisStore {
             .await
             .map_err(unavailable)?;
         Ok(n)
+    }
+
+    pub async fn decr(&self, key: &str) -> Result<(), StoreError> {
+        let mut c = self.manager.clone();
+        let _: i64 =
+            redis::Script::new(DECR_IF_PRESENT).key(self.key(key)).invoke_async(&mut c).await.map_err(unavailable)?;
+        Ok(())
     }
 
     pub async fn counter(&self, key: &str) -> Result<i64, StoreError> {

@@ -56,6 +56,11 @@ pub async fn incr(db: &Db, key: &str, expires_at: i64) -> Result<i64, StoreError
     Ok(db.run(move |c| q::incr(c, &key, expires_at)).await?)
 }
 
+pub async fn decr(db: &Db, key: &str) -> Result<(), StoreError> {
+    let key = key.to_owned();
+    Ok(db.run(move |c| q::decr(c, &key)).await?)
+}
+
 pub async fn counter(db: &Db, key: &str) -> Result<i64, StoreError> {
     let key = key.to_owned();
     Ok(db.run(move |c| q::counter(c, &key)).await?)

@@ -88,6 +88,14 @@ pub fn incr(conn: &mut DbConnection, key: &str, expires_at: i64) -> Result<i64, 
         .get_result::<i64>(c))?)
 }
 
+/// Takes one back from a counter (never below zero).
+pub fn decr(conn: &mut DbConnection, key: &str) -> Result<(), DbError> {
+    diesel::update(store_counters::table.filter(store_counters::key.eq(key)).filter(store_counters::count.gt(0i64)))
+        .set(store_counters::count.eq(store_counters::count - 1i64))
+        .execute(conn)?;
+    Ok(())
+}
+
 pub fn counter(conn: &mut DbConnection, key: &str) -> Result<i64, DbError> {
     Ok(store_counters::table
         .filter(store_counters::key.eq(key))
