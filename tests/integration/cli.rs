@@ -211,7 +211,6 @@ fn bad_client_input_is_refused_and_nothing_is_stored() {
         (vec!["--redirect-uri", "com.example.app:/cb"], "must use https"),
         (vec!["--redirect-uri", "https://a.example/cb", "--grant", "password"], "--grant"),
         (vec!["--redirect-uri", "https://a.example/cb", "--signing-alg", "HS256"], "--signing-alg"),
-        (vec!["--redirect-uri", "https://a.example/cb", "--require-mfa"], "not available in this build"),
         (vec!["--public", "--grant", "client_credentials"], "a public client cannot use client_credentials"),
         (
             vec!["--redirect-uri", "https://a.example/cb", "--backchannel-logout-uri", "http://a.example/bc"],
@@ -241,9 +240,22 @@ fn unknown_client_ids_are_refused() {
 #[test]
 fn unbuilt_commands_are_refused() {
     let db = TestDb::new();
-    latchkey(&db, &["policy", "set", "--mfa", "required"], None).fails_with("not available in this build yet");
     latchkey(&db, &["apikey", "create", "--name", "x", "--scope", "users:read"], None)
         .fails_with("not available in this build yet");
+}
+
+#[test]
+fn policy_set_takes_optional_or_required_only() {
+    let db = TestDb::new();
+    for bad in ["", "REQUIRED", "always", "required "] {
+        latchkey(&db, &["policy", "set", "--mfa", bad], None).fails_with("--mfa: expected optional or required");
+    }
+    let out = latchkey(&db, &["policy", "set", "--mfa", "required", "--json"], None).ok();
+    assert_eq!(out.json(), serde_json::json!({ "mfa": "required" }));
+    latchkey(&db, &["policy", "set", "--mfa", "optional"], None).ok();
+    let audit = latchkey(&db, &["audit", "list", "--json"], None).ok().json();
+    let changes = audit.as_array().map(|a| a.iter().filter(|e| e["kind"] == "policy.changed").count());
+    assert_eq!(changes, Some(2), "only the two accepted changes are audited");
 }
 
 #[test]

@@ -13,6 +13,7 @@ mod keys;
 mod logout;
 mod magic;
 mod metrics;
+mod mfa;
 mod oidc;
 mod serve;
 mod store;

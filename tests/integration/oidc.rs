@@ -248,7 +248,7 @@ async fn discovery_lists_what_is_supported() {
         ("id_token_signing_alg_values_supported", serde_json::json!(["RS256", "ES256", "EdDSA"])),
         ("grant_types_supported", serde_json::json!(["authorization_code", "refresh_token", "client_credentials"])),
         ("subject_types_supported", serde_json::json!(["public"])),
-        ("acr_values_supported", serde_json::json!(["1fa"])),
+        ("acr_values_supported", serde_json::json!(["1fa", "mfa", "phr"])),
         (
             "token_endpoint_auth_methods_supported",
             serde_json::json!(["client_secret_basic", "client_secret_post", "none"]),

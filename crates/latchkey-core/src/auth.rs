@@ -17,14 +17,25 @@ use crate::store::hashed_key;
 use crate::tokens::random_token;
 use latchkey_db::users as q;
 
-/// A successful sign-in: the new session's raw id for the cookie, and a
-/// known-device token for this browser and account.
+/// A successful sign-in: the new session's raw id for the cookie, and (after
+/// a password) a known-device token for this browser and account.
 #[derive(Debug)]
 pub struct SignedIn {
     pub session_id: String,
     pub session: Session,
     pub user: User,
-    pub device_token: String,
+    pub device_token: Option<String>,
+}
+
+pub use crate::mfa::AfterFirstFactor;
+
+impl AfterFirstFactor {
+    pub fn user(&self) -> &User {
+        match self {
+            AfterFirstFactor::SignedIn(s) => &s.user,
+            AfterFirstFactor::SecondFactor { user, .. } => user,
+        }
+    }
 }
 
 /// Why a sign-in did not succeed, as the page tells it.
@@ -42,7 +53,7 @@ pub enum VerifyOutcome {
     /// The address is confirmed.
     Verified(User),
     /// Confirmed, and the password given signed this browser in.
-    SignedIn(Box<SignedIn>),
+    SignedIn(Box<AfterFirstFactor>),
     /// Confirmed by the mailbox alone: the old password is gone; choose one
     /// with this reset token.
     ChoosePassword(String),
@@ -103,15 +114,15 @@ impl Core {
         }
     }
 
-    /// The one step every first factor ends in: the account must be usable,
-    /// then a new session starts. MFA and policy checks join here.
+    /// The one step every first factor ends in: a new session, or — when
+    /// the user has a second factor or policy demands one — a sign-in that
+    /// waits for it (SPEC §5: MFA applies to every first factor).
     pub async fn first_factor_complete(
         &self,
         user: User,
         method: &str,
         ctx: &RequestContext,
-    ) -> Result<SignedIn, CoreError> {
-        let (session_id, session) = self.create_session(&user.id, vec![method.to_owned()], ctx).await?;
+    ) -> Result<AfterFirstFactor, CoreError> {
         let device_token = random_token()?;
         self.store
             .put(
@@ -120,13 +131,19 @@ impl Core {
                 self.settings.lifetimes.known_device,
             )
             .await?;
-        self.audit(
-            event_ctx(Event::new("login.succeeded", &Actor::User(user.id.clone())), ctx)
-                .user(&user.id, &user.email.to_lowercase())
-                .detail(serde_json::json!({ "method": method })),
-        )
-        .await;
-        Ok(SignedIn { session_id, session, user, device_token })
+        if self.second_factor_needed(&user.id).await? {
+            let token = self.start_pending(&user.id, vec![method.to_owned()], device_token).await?;
+            self.audit(
+                event_ctx(Event::new("login.first_factor", &Actor::User(user.id.clone())), ctx)
+                    .user(&user.id, &user.email.to_lowercase())
+                    .detail(serde_json::json!({ "method": method })),
+            )
+            .await;
+            return Ok(AfterFirstFactor::SecondFactor { token, user });
+        }
+        let mut signed_in = self.signed_in_now(user, vec![method.to_owned()], method, ctx).await?;
+        signed_in.device_token = Some(device_token);
+        Ok(AfterFirstFactor::SignedIn(Box::new(signed_in)))
     }
 
     /// Whether `device_token` is a known-device cookie for this address.
@@ -146,7 +163,7 @@ impl Core {
         password: &str,
         ctx: &RequestContext,
         device_token: Option<&str>,
-    ) -> Result<Result<SignedIn, LoginRefusal>, CoreError> {
+    ) -> Result<Result<AfterFirstFactor, LoginRefusal>, CoreError> {
         let normalized = match normalize_email(email) {
             Ok((_, n)) => n,
             Err(_) => {

@@ -78,18 +78,6 @@ pub struct CreatedClient {
     pub client_secret: Option<String>,
 }
 
-/// Registration options that belong to features not built yet. Refused with a
-/// clear message rather than stored and ignored; each later feature removes
-/// its line.
-fn refuse_unbuilt(new: &NewClient) -> Result<(), CoreError> {
-    let refuse =
-        |flag: &str, what: &str| Err(CoreError::NotBuilt(format!("{flag}: not available in this build yet ({what})")));
-    if new.require_mfa {
-        return refuse("--require-mfa", "multi-factor authentication");
-    }
-    Ok(())
-}
-
 /// A redirect URI as SPEC §5 allows it: absolute, https (http only for
 /// localhost and loopback addresses, where native apps listen, RFC 8252 §7.3),
 /// no fragment, no wildcard, no credentials.
@@ -144,7 +132,6 @@ fn check_uris(field: &'static str, uris: &[String]) -> Result<Vec<String>, CoreE
 }
 
 pub async fn create_client(core: &Core, new: NewClient, actor: &Actor) -> Result<CreatedClient, CoreError> {
-    refuse_unbuilt(&new)?;
     let name = new.name.trim().to_owned();
     if name.is_empty() {
         return Err(CoreError::invalid("--name", "the client needs a name"));
@@ -395,14 +382,5 @@ mod tests {
             assert!(validate_redirect_uri(bad).is_err(), "{bad}");
         }
         assert!(validate_redirect_uri(&format!("https://a.example/{}", "x".repeat(MAX_URI_LEN))).is_err());
-    }
-
-    #[test]
-    fn unbuilt_options_are_refused() {
-        let base =
-            NewClient { name: "x".into(), redirect_uris: vec!["https://a.example/cb".into()], ..Default::default() };
-        let c = NewClient { require_mfa: true, ..base.clone() };
-        assert!(matches!(refuse_unbuilt(&c), Err(CoreError::NotBuilt(_))), "{c:?}");
-        assert!(refuse_unbuilt(&base).is_ok());
     }
 }

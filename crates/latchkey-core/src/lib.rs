@@ -13,6 +13,7 @@ pub mod keys;
 pub mod magic;
 pub mod mail;
 pub mod maintenance;
+pub mod mfa;
 pub mod net;
 pub mod oidc;
 pub mod outbound;
@@ -26,6 +27,7 @@ pub mod signing;
 pub mod store;
 pub mod tokens;
 pub mod upstream;
+pub mod webauthn;
 
 use std::sync::Arc;
 
@@ -60,6 +62,10 @@ pub struct Core {
     pub deliveries_wakeup: Arc<tokio::sync::Notify>,
     /// Upstream providers' discovery documents and keys.
     pub upstream_metadata: Arc<upstream::MetadataCache>,
+    /// The global MFA policy, read again every few seconds.
+    pub policy: Arc<mfa::PolicyCache>,
+    /// The WebAuthn relying party (none when the public URL is an IP).
+    pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
     /// Work finishing after its answer went out.
     pub background: Arc<background::Background>,
     pub clock: Arc<dyn Clock>,
@@ -132,7 +138,16 @@ impl Core {
             Arc::new(outbound::HttpTransport::new().map_err(StartError::Outbound)?),
             settings.outbound.allow_loopback,
         );
+        let webauthn = match webauthn::relying_party(&settings.server.public_url) {
+            Ok(w) => Some(Arc::new(w)),
+            Err(e) => {
+                tracing::warn!(reason = %e, "security keys and passkeys are off");
+                None
+            }
+        };
         Ok(Core {
+            policy: Arc::new(mfa::PolicyCache::default()),
+            webauthn,
             password_policy: PasswordPolicy::from_settings(&settings.passwords),
             settings: Arc::new(settings),
             db,

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::Core;
 use crate::accounts::{NewUser, User, create_user, normalize_email};
 use crate::audit::{Actor, Event};
-use crate::auth::{SignedIn, event_ctx};
+use crate::auth::{AfterFirstFactor, event_ctx};
 use crate::error::CoreError;
 use crate::sessions::RequestContext;
 use crate::store::hashed_key;
@@ -48,7 +48,7 @@ pub struct LinkTarget {
 /// A used link: the sign-in, and where the browser goes.
 #[derive(Debug)]
 pub struct LinkSignIn {
-    pub signed_in: SignedIn,
+    pub signed_in: AfterFirstFactor,
     /// The asking browser's `next`, only when this is that browser.
     pub next: Option<String>,
 }

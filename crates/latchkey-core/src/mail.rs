@@ -383,3 +383,32 @@ pub fn password_changed(to: &str, forgot: &str) -> Result<Mail, MailError> {
         html: render(&ChangedHtml { forgot })?,
     })
 }
+
+#[derive(Template)]
+#[template(path = "mail/security_notice.txt")]
+struct NoticeText<'a> {
+    title: &'a str,
+    what: &'a str,
+    account: &'a str,
+    forgot: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "mail/security_notice.html")]
+struct NoticeHtml<'a> {
+    title: &'a str,
+    what: &'a str,
+    account: &'a str,
+    forgot: &'a str,
+}
+
+/// A change to how the account signs in (a factor added or removed, a
+/// recovery code used): `title` is the subject, `what` one sentence.
+pub fn security_notice(to: &str, title: &str, what: &str, account: &str, forgot: &str) -> Result<Mail, MailError> {
+    Ok(Mail {
+        to: to.to_owned(),
+        subject: title.to_owned(),
+        text: render(&NoticeText { title, what, account, forgot })?,
+        html: render(&NoticeHtml { title, what, account, forgot })?,
+    })
+}

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::Core;
 use crate::accounts::{NewUser, User, create_user, normalize_email};
 use crate::audit::{Actor, Event};
-use crate::auth::{SignedIn, event_ctx};
+use crate::auth::{AfterFirstFactor, event_ctx};
 use crate::error::CoreError;
 use crate::sessions::RequestContext;
 use crate::settings::providers::{Kind, TrustEmail, UpstreamProvider};
@@ -68,7 +68,7 @@ struct UpstreamFlow {
 #[derive(Debug)]
 pub enum Outcome {
     SignedIn {
-        signed_in: Box<SignedIn>,
+        signed_in: Box<AfterFirstFactor>,
         next: String,
     },
     Linked {
@@ -487,10 +487,10 @@ impl Core {
             user
         };
         let signed_in = self.first_factor_complete(user, AMR, ctx).await?;
-        let actor = Actor::User(signed_in.user.id.clone());
+        let actor = Actor::User(signed_in.user().id.clone());
         self.audit(
             event_ctx(Event::new("login.upstream", &actor), ctx)
-                .with_user_id(&signed_in.user.id)
+                .with_user_id(&signed_in.user().id)
                 .detail(serde_json::json!({ "provider": p.key })),
         )
         .await;

@@ -22,6 +22,8 @@ pub const DEVICE: &str = "latchkey_device";
 pub const LINK: &str = "latchkey_link";
 /// Binds an upstream sign-in to the browser that started it.
 pub const UPSTREAM: &str = "latchkey_upstream";
+/// A sign-in waiting for its second factor.
+pub const MFA: &str = "latchkey_mfa";
 
 /// The cookie's name as sent: `__Host-` prefixed over https.
 pub fn cookie_name(core: &Core, base: &str) -> String {
@@ -58,6 +60,10 @@ pub fn link_cookie(core: &Core, token: String) -> Cookie<'static> {
 
 pub fn upstream_cookie(core: &Core, token: String) -> Cookie<'static> {
     build_cookie(core, UPSTREAM, token, Some(latchkey_core::upstream::FLOW_TTL))
+}
+
+pub fn mfa_cookie(core: &Core, token: String) -> Cookie<'static> {
+    build_cookie(core, MFA, token, Some(latchkey_core::mfa::PENDING_TTL))
 }
 
 pub fn device_cookie(core: &Core, token: String) -> Cookie<'static> {

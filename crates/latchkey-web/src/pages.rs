@@ -17,6 +17,8 @@ pub struct Login {
     pub app: Option<String>,
     /// Upstream providers: (key, display name).
     pub providers: Vec<(String, String)>,
+    /// "Sign in with a passkey" (WebAuthn is available).
+    pub passkeys: bool,
     pub email: String,
     pub error: Option<String>,
     pub notice: Option<String>,
@@ -147,6 +149,61 @@ pub struct Account {
     /// Providers that can still be linked: (key, display name).
     pub linkable: Vec<(String, String)>,
     pub min_length: usize,
+    pub totp: bool,
+    pub keys: Vec<KeyRow>,
+    pub has_factor: bool,
+    pub recovery_left: i64,
+    pub mfa_required: bool,
+    pub error: Option<String>,
+    pub notice: Option<String>,
+}
+
+pub struct KeyRow {
+    pub id: String,
+    pub name: String,
+    /// "Passkey" or "Security key", and whether it syncs.
+    pub kind: String,
+    pub added: String,
+    pub last_used: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "mfa.html")]
+pub struct Mfa {
+    pub csrf: String,
+    pub next: String,
+    pub email: String,
+    /// No factor yet: set one up.
+    pub enrol: bool,
+    /// Only a security key or passkey will do.
+    pub phr: bool,
+    pub totp: bool,
+    pub webauthn: bool,
+    pub recovery: bool,
+    pub error: Option<String>,
+    pub notice: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "totp_setup.html")]
+pub struct TotpSetup {
+    pub csrf: String,
+    pub next: String,
+    pub action: String,
+    pub back: String,
+    pub secret: String,
+    /// The QR code as a data: URL.
+    pub qr: String,
+    pub setup: String,
+    pub error: Option<String>,
+    pub notice: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "recovery_codes.html")]
+pub struct RecoveryCodes {
+    pub codes: Vec<String>,
+    pub next: String,
     pub error: Option<String>,
     pub notice: Option<String>,
 }

@@ -2,7 +2,7 @@
 
 use actix_web::web;
 
-use crate::handlers::{account, assets, auth, health, oidc, upstream, wellknown};
+use crate::handlers::{account, assets, auth, health, mfa, oidc, upstream, wellknown};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(health::healthz)
@@ -33,6 +33,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(auth::forgot)
         .service(auth::reset_form)
         .service(auth::reset)
+        .service(mfa::mfa_form)
+        .service(mfa::mfa_code)
+        .service(mfa::mfa_recovery)
+        .service(mfa::mfa_key_options)
+        .service(mfa::mfa_key)
+        .service(mfa::mfa_totp_form)
+        .service(mfa::mfa_totp)
+        .service(mfa::mfa_register_options)
+        .service(mfa::mfa_register)
+        .service(mfa::mfa_cancel)
+        .service(mfa::passkey_options)
+        .service(mfa::passkey_sign_in)
+        .service(mfa::account_totp_form)
+        .service(mfa::account_totp)
+        .service(mfa::account_totp_remove)
+        .service(mfa::account_recovery_codes)
+        .service(mfa::account_key_options)
+        .service(mfa::account_key_add)
+        .service(mfa::account_key_rename)
+        .service(mfa::account_key_remove)
         .service(account::account)
         .service(account::change_password)
         .service(account::end_session)

@@ -39,8 +39,9 @@ pub enum Command {
     /// Token signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Global policy such as enforced MFA (not available in this build yet).
-    Policy(Unbuilt),
+    /// Global policy: MFA for every account. Running servers apply it within 5 seconds.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// API keys for the admin API (not available in this build yet).
     Apikey(Unbuilt),
 }
@@ -142,6 +143,18 @@ pub enum ClientCommand {
     /// Issue a new secret for a confidential client; the old one stops working.
     RotateSecret {
         id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Set a policy.
+    Set {
+        /// optional: each user chooses; required: everyone must have a second factor.
+        #[arg(long, value_name = "optional|required")]
+        mfa: String,
         #[arg(long)]
         json: bool,
     },

@@ -50,6 +50,10 @@ pub struct Flow {
     pub created_at: DateTime<Utc>,
     /// The user who allowed this request on the consent page.
     pub consented_by: Option<String>,
+    /// The weakest `acr` the app accepts (`mfa` or `phr`), from
+    /// `acr_values`; none when it named only `1fa` or nothing we know.
+    #[serde(default)]
+    pub acr: Option<String>,
 }
 
 impl Flow {
@@ -78,6 +82,9 @@ pub enum Step {
     Login { again: bool, login_hint: Option<String>, select_account: bool },
     /// Ask the user on the consent page.
     Consent,
+    /// The session must show a second factor first (`phr`: a security key
+    /// or passkey).
+    SecondFactor { phr: bool },
     /// Send the browser to the client: a code or an error.
     Redirect(String),
 }
@@ -101,6 +108,17 @@ pub struct CodeGrant {
     /// When the code was issued (revocations after it refuse it).
     #[serde(default)]
     pub issued_at: Option<DateTime<Utc>>,
+}
+
+/// The weakest level `acr_values` accepts, of those we offer (OIDC Core
+/// §3.1.2.1: values in order of preference, any of them acceptable).
+fn wanted_acr(acr_values: Option<&str>) -> Option<String> {
+    let known: Vec<&str> =
+        acr_values.unwrap_or_default().split(' ').filter(|v| matches!(*v, "1fa" | "mfa" | "phr")).collect();
+    if known.is_empty() || known.contains(&"1fa") {
+        return None;
+    }
+    Some(if known.contains(&"mfa") { "mfa" } else { "phr" }.to_owned())
 }
 
 pub(crate) fn flow_key(flow_id: &str) -> String {
@@ -349,6 +367,7 @@ impl Core {
             hint_subject,
             created_at: self.clock.now(),
             consented_by: None,
+            acr: wanted_acr(p("acr_values")),
         }))
     }
 
@@ -417,6 +436,18 @@ impl Core {
                 login_hint: flow.login_hint.clone(),
                 select_account: flow.prompts("select_account"),
             });
+        }
+        // The level the app, its registration or the policy asks for.
+        let mut wanted = flow.acr.clone().unwrap_or_else(|| "1fa".to_owned());
+        if (client.require_mfa || self.mfa_policy().await? == crate::mfa::MfaPolicy::Required) && wanted == "1fa" {
+            wanted = "mfa".to_owned();
+        }
+        if !crate::mfa::acr_satisfies(crate::mfa::acr_for(&r.amr), &wanted) {
+            if passive {
+                self.store.delete(&flow_key(flow_id)).await?;
+                return Ok(to_client(OAuthError::new("interaction_required", "the user must show a second factor")));
+            }
+            return Ok(Step::SecondFactor { phr: wanted == "phr" });
         }
         let consented_here = flow.consented_by.as_deref() == Some(r.user_id.as_str());
         // prompt=consent asks even a first-party client's user; otherwise

@@ -59,7 +59,7 @@ pub const SUPPORTED_CLAIMS: &[&str] = &[
 ];
 /// Authentication context classes (SPEC §5) this build can issue: today
 /// every sign-in is a single factor.
-pub const ACR_VALUES: &[&str] = &["1fa"];
+pub const ACR_VALUES: &[&str] = &["1fa", "mfa", "phr"];
 
 /// An error the specs send back to the client: `error` is the registered
 /// code, `description` a sentence for its developers (never internals).
@@ -159,10 +159,7 @@ pub fn user_claims(user: &User, scopes: &[String]) -> Map<String, Value> {
     claims
 }
 
-/// `acr` for the methods a session used (SPEC §5).
-pub fn acr_for(_amr: &[String]) -> &'static str {
-    "1fa"
-}
+pub use crate::mfa::acr_for;
 
 /// Human words for a scope, as the consent page shows them.
 pub fn describe_scope(scope: &str) -> Option<&'static str> {

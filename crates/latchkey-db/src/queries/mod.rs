@@ -17,6 +17,7 @@ pub mod consents;
 pub mod deliveries;
 pub mod identities;
 pub mod mail_outbox;
+pub mod mfa;
 pub mod refresh_tokens;
 pub mod signing_keys;
 pub mod store;

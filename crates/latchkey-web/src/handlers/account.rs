@@ -11,7 +11,7 @@ use latchkey_core::{Core, CoreError};
 use serde::Deserialize;
 
 use crate::browser::{self, SESSION};
-use crate::pages::{self, AppRow, IdentityView, SessionRow, see_other};
+use crate::pages::{self, AppRow, IdentityView, KeyRow, SessionRow, see_other};
 
 /// A scope in a word, for the list of connected apps.
 fn scope_word(scope: &str) -> Option<&'static str> {
@@ -25,7 +25,7 @@ fn scope_word(scope: &str) -> Option<&'static str> {
 
 /// The signed-in session and its user, or the response to send instead (a
 /// redirect to sign in, or an error page).
-async fn signed_in(req: &HttpRequest, core: &Core) -> Result<(Session, User), HttpResponse> {
+pub(crate) async fn signed_in(req: &HttpRequest, core: &Core) -> Result<(Session, User), HttpResponse> {
     let to_login = || see_other(HttpResponse::build(StatusCode::SEE_OTHER), "/login?next=/account");
     let session = match browser::current_session(req, core).await {
         Ok(Some(s)) => s,
@@ -45,7 +45,7 @@ async fn signed_in(req: &HttpRequest, core: &Core) -> Result<(Session, User), Ht
     }
 }
 
-fn ago(now: DateTime<Utc>, t: DateTime<Utc>) -> String {
+pub(crate) fn ago(now: DateTime<Utc>, t: DateTime<Utc>) -> String {
     let mins = (now - t).num_minutes();
     match mins {
         i64::MIN..=0 => "just now".to_owned(),
@@ -59,7 +59,7 @@ fn ago(now: DateTime<Utc>, t: DateTime<Utc>) -> String {
     }
 }
 
-async fn account_page(
+pub(crate) async fn account_page(
     req: &HttpRequest,
     core: &Core,
     session: &Session,
@@ -80,6 +80,15 @@ async fn account_page(
         Ok(i) => i,
         Err(e) => return pages::error_page(&e),
     };
+    let factors = match core.factors(&user.id).await {
+        Ok(f) => f,
+        Err(e) => return pages::error_page(&e),
+    };
+    let keys = match core.keys(&user.id).await {
+        Ok(k) => k,
+        Err(e) => return pages::error_page(&e),
+    };
+    let mfa_required = matches!(core.mfa_policy().await, Ok(latchkey_core::mfa::MfaPolicy::Required));
     let display = |key: &str| core.provider(key).map(|p| p.display_name.clone()).unwrap_or_else(|| key.to_owned());
     let identities: Vec<IdentityView> = linked
         .iter()
@@ -97,6 +106,20 @@ async fn account_page(
         .map(|p| (p.key.clone(), p.display_name.clone()))
         .collect();
     let now = core.clock.now();
+    let keys = keys
+        .into_iter()
+        .map(|k| KeyRow {
+            kind: match (k.kind.as_str(), k.synced) {
+                (latchkey_core::webauthn::KIND_PASSKEY, true) => "Passkey, synced".to_owned(),
+                (latchkey_core::webauthn::KIND_PASSKEY, false) => "Passkey".to_owned(),
+                _ => "Security key".to_owned(),
+            },
+            added: ago(now, k.created_at),
+            last_used: k.last_used_at.map(|t| ago(now, t)),
+            id: k.id,
+            name: k.name,
+        })
+        .collect();
     let apps = apps
         .into_iter()
         .map(|a| AppRow {
@@ -128,6 +151,11 @@ async fn account_page(
         identities,
         linkable,
         min_length: core.password_policy.min_length,
+        totp: factors.totp,
+        keys,
+        has_factor: factors.any(),
+        recovery_left: factors.recovery_codes_left,
+        mfa_required,
         error,
         notice,
     })
@@ -154,6 +182,11 @@ pub async fn account(req: HttpRequest, core: Data<Core>, q: Query<AccountQuery>)
         Some("unlinked") => Some("Unlinked. It no longer signs you in here.".to_owned()),
         Some("app-removed") => Some("That app no longer has access to your account.".to_owned()),
         Some("verification-sent") => Some(format!("We sent a new confirmation link to {}.", user.email)),
+        Some("totp-added") => Some("Your authenticator app is set up.".to_owned()),
+        Some("totp-removed") => Some("The authenticator app was removed.".to_owned()),
+        Some("key-added") => Some("Added. You can use it the next time you sign in.".to_owned()),
+        Some("key-renamed") => Some("Renamed.".to_owned()),
+        Some("key-removed") => Some("Removed. It no longer signs you in here.".to_owned()),
         _ => None,
     };
     account_page(&req, &core, &session, &user, StatusCode::OK, None, notice).await

@@ -3,7 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::web::{Data, Form, Query};
 use actix_web::{HttpRequest, HttpResponse, get, post};
-use latchkey_core::auth::LoginRefusal;
+use latchkey_core::auth::{AfterFirstFactor, LoginRefusal};
 use latchkey_core::{Core, CoreError};
 use serde::Deserialize;
 
@@ -43,7 +43,7 @@ fn notice_text(code: Option<&str>) -> Option<String> {
     )
 }
 
-async fn login_page(
+pub(crate) async fn login_page(
     req: &HttpRequest,
     core: &Core,
     status: StatusCode,
@@ -58,6 +58,7 @@ async fn login_page(
         next: next.to_owned(),
         app: flow.as_ref().map(|(app, _)| app.clone()),
         providers: core.settings.providers.iter().map(|p| (p.key.clone(), p.display_name.clone())).collect(),
+        passkeys: core.webauthn.is_some(),
         email: email.to_owned(),
         error,
         notice,
@@ -99,9 +100,20 @@ pub struct LoginForm {
 pub async fn signed_in_response(
     req: &HttpRequest,
     core: &Core,
-    signed_in: latchkey_core::auth::SignedIn,
+    after: latchkey_core::auth::AfterFirstFactor,
     next: &str,
 ) -> HttpResponse {
+    let signed_in = match after {
+        AfterFirstFactor::SignedIn(s) => *s,
+        // A second factor first: the waiting sign-in's cookie, then /login/mfa.
+        AfterFirstFactor::SecondFactor { token, .. } => {
+            let mut builder = HttpResponse::build(StatusCode::SEE_OTHER);
+            builder.cookie(browser::mfa_cookie(core, token));
+            let mut url = url::form_urlencoded::Serializer::for_suffix(String::from("/login/mfa?"), 11);
+            url.append_pair("next", next);
+            return see_other(builder, &url.finish());
+        }
+    };
     if let Ok(Some(old)) = browser::current_session(req, core).await
         && old.handle != signed_in.session.handle
     {
@@ -112,7 +124,9 @@ pub async fn signed_in_response(
     }
     let mut builder = HttpResponse::build(StatusCode::SEE_OTHER);
     builder.cookie(browser::session_cookie(core, signed_in.session_id));
-    builder.cookie(browser::device_cookie(core, signed_in.device_token));
+    if let Some(device) = signed_in.device_token {
+        builder.cookie(browser::device_cookie(core, device));
+    }
     see_other(builder, next)
 }
 
@@ -553,15 +567,7 @@ pub async fn verify(req: HttpRequest, core: Data<Core>, form: Form<VerifyForm>) 
             " is confirmed.",
             Some(if signed_in.is_some() { ("/account", "Go to your account") } else { ("/login", "Sign in") }),
         ),
-        Ok(VerifyOutcome::SignedIn(done)) => {
-            if let Some(old) = &session {
-                let _ = core.end_session(&old.record.user_id, &old.handle).await;
-            }
-            let mut builder = HttpResponse::build(StatusCode::SEE_OTHER);
-            builder.cookie(browser::session_cookie(&core, done.session_id));
-            builder.cookie(browser::device_cookie(&core, done.device_token));
-            see_other(builder, "/account?notice=verified")
-        }
+        Ok(VerifyOutcome::SignedIn(done)) => signed_in_response(&req, &core, *done, "/account?notice=verified").await,
         Ok(VerifyOutcome::ChoosePassword(reset_token)) => see_other(
             HttpResponse::build(StatusCode::SEE_OTHER),
             &format!("/password/reset?token={reset_token}&notice=verified"),

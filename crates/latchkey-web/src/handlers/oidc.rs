@@ -138,6 +138,14 @@ fn step_response(flow_id: &str, step: Step) -> HttpResponse {
         Step::Expired => expired_page(),
         Step::Redirect(url) => redirect(&url),
         Step::Consent => redirect(&format!("/consent?flow={flow_id}")),
+        Step::SecondFactor { phr } => {
+            let mut url = url::form_urlencoded::Serializer::for_suffix(String::from("/login/mfa?"), 11);
+            url.append_pair("next", &continue_path(flow_id));
+            if phr {
+                url.append_pair("level", "phr");
+            }
+            redirect(&url.finish())
+        }
         Step::Login { again, login_hint, select_account } => {
             let mut url = url::form_urlencoded::Serializer::for_suffix(String::from("/login?"), 7);
             url.append_pair("next", &continue_path(flow_id));

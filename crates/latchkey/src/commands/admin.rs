@@ -10,7 +10,7 @@ use latchkey_core::{Core, CoreError};
 use serde::Serialize;
 
 use super::ensure_migrated;
-use crate::cli::{AuditCommand, ClientCommand, Command, KeysCommand, SecretsCommand, UserCommand};
+use crate::cli::{AuditCommand, ClientCommand, Command, KeysCommand, PolicyCommand, SecretsCommand, UserCommand};
 
 pub async fn run(core: &Core, command: Command) -> Result<(), String> {
     if let Command::Migrate { json } = command {
@@ -112,7 +112,19 @@ pub async fn run(core: &Core, command: Command) -> Result<(), String> {
                     .join("\n")
             })
         }
-        Command::Serve | Command::Migrate { .. } | Command::Policy(_) | Command::Apikey(_) => {
+        Command::Policy(PolicyCommand::Set { mfa, json }) => {
+            let Some(policy) = latchkey_core::mfa::MfaPolicy::parse(&mfa) else {
+                return Err(format!("--mfa: expected optional or required, not {mfa:?}"));
+            };
+            core.set_mfa_policy(policy).await.map_err(err)?;
+            print(json, &serde_json::json!({ "mfa": policy.as_str() }), || match policy {
+                latchkey_core::mfa::MfaPolicy::Required => {
+                    "MFA is required: users without a second factor set one up at their next sign-in.".to_owned()
+                }
+                latchkey_core::mfa::MfaPolicy::Optional => "MFA is optional: each user chooses.".to_owned(),
+            })
+        }
+        Command::Serve | Command::Migrate { .. } | Command::Apikey(_) => {
             Err("internal: command routed to the wrong place".into())
         }
     }

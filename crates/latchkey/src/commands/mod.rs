@@ -15,7 +15,6 @@ pub async fn run(cli: Cli) -> Result<(), String> {
     let mut settings = Settings::load(file.as_deref(), std::env::vars()).map_err(|e| e.to_string())?;
     match cli.command {
         Command::Serve => serve::serve(settings).await,
-        Command::Policy(_) => Err(unbuilt("policy", "enforced MFA policy")),
         Command::Apikey(_) => Err(unbuilt("apikey", "API keys for the admin API")),
         other => {
             crate::logging::init_quiet();
