@@ -405,6 +405,24 @@ async fn a_magic_link_sign_in_waits_for_the_second_factor() {
 }
 
 #[tokio::test]
+async fn proving_the_address_drops_factors_someone_else_set() {
+    let app = TestApp::spawn().await;
+    // Someone registers the address (never verified) and adds an app.
+    app.user(EMAIL, PW, false).await;
+    let squatter = Browser::new(&app);
+    squatter.sign_in(EMAIL, PW).await;
+    enrol_totp(&app, &squatter).await;
+    // The owner proves the address by mail: no code of the squatter's asked.
+    let owner = Browser::new(&app);
+    assert_eq!(owner.submit("/login", "/login/link", &[("email", EMAIL)]).await.status, 200);
+    let mail = app.wait_for_mail(EMAIL, "Your sign-in link", 0).await;
+    let opened = owner.get_url(&app.local(&mail.link("/login/link?token=").expect("link"))).await;
+    assert_eq!(opened.location.as_deref(), Some("/account"), "signed in at once");
+    let user = user_of(&app).await;
+    assert_eq!(app.core.factors(&user.id).await.expect("factors"), Default::default());
+}
+
+#[tokio::test]
 async fn policy_requires_set_up_before_anything_else_and_keeps_the_last_factor() {
     let app = TestApp::spawn().await;
     app.user(EMAIL, PW, true).await;

@@ -306,3 +306,18 @@ async fn an_identity_linked_by_someone_else_goes_when_the_owner_proves_the_addre
     assert_eq!(owner.get(&path).await.status, 303);
     assert!(p.here.core.identities(&user.id).await.expect("ids").is_empty(), "the provider no longer signs in here");
 }
+
+#[tokio::test]
+async fn an_upstream_sign_in_waits_for_the_second_factor_here() {
+    let p = pair(None, true, true).await;
+    let b = Browser::new(&p.here);
+    assert_eq!(sign_in_upstream(&p, &b).await.status, 303);
+    // The account made here gets a security policy: MFA for everyone.
+    p.here.core.set_mfa_policy(latchkey_core::mfa::MfaPolicy::Required).await.expect("policy");
+    let again = Browser::new(&p.here);
+    let done = sign_in_upstream(&p, &again).await;
+    let loc = done.location.clone().unwrap_or_default();
+    assert!(loc.starts_with("/login/mfa?next="), "the second step comes first: {loc}");
+    assert_eq!(again.get("/account").await.status, 303, "not signed in before it");
+    assert!(again.get(&loc).await.contains("Add a second step"));
+}

@@ -366,6 +366,7 @@ impl Core {
                     // Whatever the pre-registrant allowed apps or linked goes too.
                     latchkey_db::consents::delete_for_user(conn, &row.id)?;
                     latchkey_db::identities::delete_for_user(conn, &row.id)?;
+                    latchkey_db::mfa::delete_all_for_user(conn, &row.id)?;
                     row.password_hash = None;
                 } else {
                     q::set_email_verified(conn, &row.id, now)?;
@@ -502,6 +503,7 @@ impl Core {
                 if !row.email_verified {
                     latchkey_db::consents::delete_for_user(conn, &row.id)?;
                     latchkey_db::identities::delete_for_user(conn, &row.id)?;
+                    latchkey_db::mfa::delete_all_for_user(conn, &row.id)?;
                 }
                 q::set_password(conn, &row.id, &hash, true, now)?;
                 row.email_verified = true;

@@ -179,6 +179,7 @@ impl Core {
                         // Whatever the pre-registrant allowed apps or linked goes too.
                         latchkey_db::consents::delete_for_user(conn, &row.id)?;
                         latchkey_db::identities::delete_for_user(conn, &row.id)?;
+                        latchkey_db::mfa::delete_all_for_user(conn, &row.id)?;
                         row.password_hash = None;
                         row.email_verified = true;
                     }
