@@ -164,6 +164,23 @@ async fn a_code_used_on_one_instance_is_refused_on_the_other() {
 }
 
 #[tokio::test]
+async fn a_policy_set_on_one_instance_applies_on_the_other_within_seconds() {
+    let (a, b) = TestApp::two_instances().await;
+    a.user(EMAIL, PW, true).await;
+    Browser::new(&b).sign_in(EMAIL, PW).await; // b has read the policy: optional
+    a.core.set_mfa_policy(latchkey_core::mfa::MfaPolicy::Required).await.expect("policy");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let p = Browser::new(&b).submit("/login", "/login", &[("email", EMAIL), ("password", PW)]).await;
+        if p.location.as_deref().is_some_and(|l| l.starts_with("/login/mfa")) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the policy was not applied within 5 s");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
 async fn codes_are_rate_limited_with_recovery_codes() {
     let app = TestApp::spawn().await;
     let b = signed_in(&app, EMAIL).await;
@@ -567,7 +584,9 @@ async fn acr_values_and_client_requirements_step_up() {
     assert_eq!(claims["acr"], "mfa");
     let amr: Vec<&str> = claims["amr"].as_array().expect("amr").iter().filter_map(Value::as_str).collect();
     assert!(amr.contains(&"pwd") && amr.contains(&"otp") && amr.contains(&"mfa"), "{amr:?}");
-    assert_eq!(claims["auth_time"].as_i64(), Some(app.clock.now_ts()), "stepping up is a fresh authentication");
+    let signed_in_at = app.core.list_sessions(&user_of(&app).await.id).await.expect("sessions")[0].record.created_at;
+    assert_eq!(claims["auth_time"].as_i64(), Some(signed_in_at.timestamp()), "auth_time stays the sign-in's");
+    assert!(signed_in_at.timestamp() < app.clock.now_ts());
 
     // phr needs a security key or passkey: the code page is not offered.
     let phr = b
@@ -636,4 +655,49 @@ async fn mfa_pages_refuse_strangers_and_forged_forms() {
     let renamed = b.post_raw("/account/keys/rename", &[("csrf", &csrf), ("id", "x"), ("name", &long)]).await;
     assert_eq!(renamed.status, 422);
     assert_eq!(b.post_raw("/account/recovery-codes", &[("csrf", &csrf)]).await.status, 422, "no factor to back up");
+}
+
+#[tokio::test]
+async fn an_old_session_cannot_set_up_a_factor_at_the_sign_in_step() {
+    let app = TestApp::spawn().await;
+    let b = signed_in(&app, EMAIL).await;
+    app.clock.advance(chrono::Duration::minutes(11));
+    let p = b.get("/login/mfa/totp?next=/account").await;
+    assert_eq!(p.status, 303);
+    assert!(p.location.as_deref().is_some_and(|l| l.starts_with("/login?notice=reauthenticate")), "{:?}", p.location);
+    let csrf = b.get("/login/mfa").await.csrf();
+    let (status, _) = options(&b, "/login/mfa/register/options", &csrf, "passkey").await;
+    assert_eq!(status, 403);
+    let user = user_of(&app).await;
+    assert_eq!(app.core.factors(&user.id).await.expect("factors"), Default::default());
+}
+
+#[tokio::test]
+async fn a_waiting_sign_in_ends_with_the_users_sessions() {
+    let app = TestApp::spawn().await;
+    let b = signed_in(&app, EMAIL).await;
+    enrol_totp(&app, &b).await;
+    // Someone with the password waits at the second step...
+    let (waiting, _) = first_factor(&app, EMAIL, None).await;
+    // ...and the owner signs out everywhere.
+    let account = b.get("/account").await;
+    assert_eq!(b.post_raw("/account/sessions/end-others", &[("csrf", &account.csrf())]).await.status, 303);
+    let p = waiting.get("/login/mfa").await;
+    assert_eq!(p.status, 303, "the waiting sign-in is gone");
+    assert!(p.location.as_deref().is_some_and(|l| l.starts_with("/login?")));
+}
+
+#[tokio::test]
+async fn sessions_from_before_a_required_policy_show_a_second_factor_first() {
+    let app = TestApp::spawn().await;
+    let b = signed_in(&app, EMAIL).await;
+    let (secret, _) = enrol_totp(&app, &b).await;
+    app.core.set_mfa_policy(latchkey_core::mfa::MfaPolicy::Required).await.expect("policy");
+    let p = b.get("/account").await;
+    assert_eq!((p.status, p.location.as_deref()), (303, Some("/login/mfa?next=/account")));
+    let page = b.get("/login/mfa?next=/account").await;
+    next_step(&app);
+    let ok = post_code(&b, &page, "/login/mfa/code", &code_at(&secret, app.clock.now_ts())).await;
+    assert_eq!(ok.status, 303);
+    assert_eq!(b.get("/account").await.status, 200);
 }

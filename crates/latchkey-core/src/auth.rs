@@ -123,16 +123,9 @@ impl Core {
         method: &str,
         ctx: &RequestContext,
     ) -> Result<AfterFirstFactor, CoreError> {
-        let device_token = random_token()?;
-        self.store
-            .put(
-                &hashed_key(DEVICE, &device_token),
-                crate::tokens::hash_secret(&user.email.to_lowercase()).as_bytes(),
-                self.settings.lifetimes.known_device,
-            )
-            .await?;
-        if self.second_factor_needed(&user.id).await? {
-            let token = self.start_pending(&user.id, vec![method.to_owned()], device_token).await?;
+        let factors = self.factors(&user.id).await?;
+        if factors.any() || self.mfa_policy().await? == crate::mfa::MfaPolicy::Required {
+            let token = self.start_pending(&user.id, vec![method.to_owned()], !factors.any()).await?;
             self.audit(
                 event_ctx(Event::new("login.first_factor", &Actor::User(user.id.clone())), ctx)
                     .user(&user.id, &user.email.to_lowercase())
@@ -141,9 +134,24 @@ impl Core {
             .await;
             return Ok(AfterFirstFactor::SecondFactor { token, user });
         }
+        let device_token = self.new_device_token(&user.email).await?;
         let mut signed_in = self.signed_in_now(user, vec![method.to_owned()], method, ctx).await?;
         signed_in.device_token = Some(device_token);
         Ok(AfterFirstFactor::SignedIn(Box::new(signed_in)))
+    }
+
+    /// A known-device token for this browser and account (stored hashed),
+    /// given once the sign-in is complete.
+    pub(crate) async fn new_device_token(&self, email: &str) -> Result<String, CoreError> {
+        let device_token = random_token()?;
+        self.store
+            .put(
+                &hashed_key(DEVICE, &device_token),
+                crate::tokens::hash_secret(&email.to_lowercase()).as_bytes(),
+                self.settings.lifetimes.known_device,
+            )
+            .await?;
+        Ok(device_token)
     }
 
     /// Whether `device_token` is a known-device cookie for this address.
@@ -199,7 +207,7 @@ impl Core {
             .await;
             return Ok(Err(LoginRefusal::BadCredentials));
         };
-        self.login_succeeded(&normalized, ctx.ip.as_deref()).await?;
+        self.login_succeeded(&normalized).await?;
         if row.disabled {
             self.audit(
                 event_ctx(
@@ -344,7 +352,7 @@ impl Core {
             if !ok {
                 return Ok(VerifyOutcome::WrongPassword);
             }
-            self.login_succeeded(&normalized, ctx.ip.as_deref()).await?;
+            self.login_succeeded(&normalized).await?;
             proved_password = true;
         }
         if self.store.take(&hashed_key(VERIFY, token)).await?.is_none() {
@@ -566,7 +574,7 @@ impl Core {
             .await;
             return Err(CoreError::invalid("Current password", "The current password is not correct."));
         }
-        self.login_succeeded(&row.email_normalized, ctx.ip.as_deref()).await?;
+        self.login_succeeded(&row.email_normalized).await?;
         let mut inputs = vec![row.email.as_str()];
         if let Some(n) = &row.name {
             inputs.push(n);

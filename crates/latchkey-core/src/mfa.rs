@@ -131,8 +131,10 @@ pub struct PendingSignIn {
     /// The first factor's methods.
     pub amr: Vec<String>,
     pub created_at: DateTime<Utc>,
-    /// The browser's known-device token, handed over with the session.
-    pub device_token: String,
+    /// The user had no factor at the first factor: setting one up here is
+    /// how this sign-in may finish (policy requires one).
+    #[serde(default)]
+    pub may_enrol: bool,
 }
 
 /// Who is proving a second factor: a sign-in waiting for one, or a live
@@ -183,6 +185,10 @@ struct SetupState {
     created_at: DateTime<Utc>,
 }
 
+fn pending_index(user_id: &str) -> String {
+    format!("user-pending:{user_id}")
+}
+
 fn setup_context(user_id: &str) -> String {
     format!("totp-setup:{user_id}")
 }
@@ -202,12 +208,14 @@ pub fn sealed_column() -> crate::rewrap::SealedColumn {
 }
 
 fn totp_for(secret: Vec<u8>, account: &str) -> Result<Totp, CoreError> {
+    // The label's ':' separates issuer and account: none inside either.
+    let account: String = account.chars().filter(|c| *c != ':').collect();
     Builder::new()
         .with_algorithm(Algorithm::SHA1)
         .with_digits(6)
         .with_step_duration(STEP_SECS)
         .with_secret(secret)
-        .with_account_name(account)
+        .with_account_name(account.as_str())
         .with_issuer(Some("Latchkey"))
         .build()
         .map_err(|e| CoreError::Internal(format!("totp: {e}")))
@@ -289,18 +297,30 @@ impl Core {
 
     // --- The sign-in that waits ----------------------------------------------
 
-    /// Keeps a first factor's sign-in until a second factor completes it.
+    /// Keeps a first factor's sign-in until a second factor completes it,
+    /// indexed per user so that whatever ends the user's sessions ends it.
     pub(crate) async fn start_pending(
         &self,
         user_id: &str,
         amr: Vec<String>,
-        device_token: String,
+        may_enrol: bool,
     ) -> Result<String, CoreError> {
         let token = random_token()?;
-        let record = PendingSignIn { user_id: user_id.to_owned(), amr, created_at: self.clock.now(), device_token };
+        let record = PendingSignIn { user_id: user_id.to_owned(), amr, created_at: self.clock.now(), may_enrol };
         let json = serde_json::to_vec(&record).map_err(|e| CoreError::Internal(e.to_string()))?;
         self.store.put(&hashed_key(PENDING, &token), &json, PENDING_TTL).await?;
+        self.store.index_add(&pending_index(user_id), &hash_secret(&token), PENDING_TTL).await?;
         Ok(token)
+    }
+
+    /// Ends every sign-in of the user still waiting for a second factor.
+    pub(crate) async fn end_pending_sign_ins(&self, user_id: &str) -> Result<(), CoreError> {
+        let index = pending_index(user_id);
+        for member in self.store.index_list(&index).await? {
+            self.store.delete(&format!("{PENDING}:{member}")).await?;
+            self.store.index_remove(&index, &member).await?;
+        }
+        Ok(())
     }
 
     /// The sign-in a browser's cookie names, while it waits.
@@ -354,21 +374,27 @@ impl Core {
                 if self.store.take(&hashed_key(PENDING, token)).await?.is_none() {
                     return Err(CoreError::invalid("Code", "This sign-in expired. Sign in again."));
                 }
+                let user = self.pending_user(record).await?.ok_or_else(|| {
+                    CoreError::invalid("Code", "This account cannot sign in. Contact your administrator.")
+                })?;
                 let mut amr = record.amr.clone();
                 add(&mut amr);
                 let (session_id, session) = self.create_session(&record.user_id, amr.clone(), ctx).await?;
+                let device_token = self.new_device_token(&user.email).await?;
                 self.audit(
                     event_ctx(Event::new("login.succeeded", &Actor::User(record.user_id.clone())), ctx)
                         .with_user_id(&record.user_id)
                         .detail(serde_json::json!({ "method": amr.join(" "), "acr": acr_for(&amr) })),
                 )
                 .await;
-                Ok(Completed { session_id, session, device_token: Some(record.device_token.clone()) })
+                Ok(Completed { session_id, session, device_token: Some(device_token) })
             }
             Subject::Session(s) => {
                 let mut stepped = s.clone();
                 add(&mut stepped.record.amr);
-                let (session_id, session) = self.rotate_session(&stepped, true).await?;
+                // auth_time stays that of the sign-in: a second factor alone
+                // is no fresh sign-in for sensitive account changes.
+                let (session_id, session) = self.rotate_session(&stepped, false).await?;
                 self.audit(
                     event_ctx(Event::new("login.step_up", &Actor::User(s.record.user_id.clone())), ctx)
                         .with_user_id(&s.record.user_id)
@@ -484,7 +510,7 @@ impl Core {
             last_step: step,
             created_at: self.clock.now_naive(),
         };
-        self.db.run(move |conn| q::totp_save(conn, &row)).await?;
+        self.db.run(move |conn| latchkey_db::transaction(conn, |c| q::totp_save(c, &row))).await?;
         self.factor_changed(user, "mfa.added", "an authenticator app", ctx).await;
         if first { Ok(Some(self.new_recovery_codes(user, ctx).await?)) } else { Ok(None) }
     }
@@ -522,6 +548,15 @@ impl Core {
 
     // --- Recovery codes ---------------------------------------------------------
 
+    /// A recovery code's stored form: an HMAC under a key derived from the
+    /// secret box, over the user id and the code, so a copy of the database
+    /// alone cannot test guesses, nor test one guess against every user.
+    fn recovery_hash(&self, user_id: &str, normalized: &str) -> String {
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.secrets.derive("recovery-codes"));
+        let tag = aws_lc_rs::hmac::sign(&key, format!("{user_id}:{normalized}").as_bytes());
+        base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, tag.as_ref())
+    }
+
     /// Ten new recovery codes, replacing any old ones; shown once.
     pub async fn new_recovery_codes(&self, user: &User, ctx: &RequestContext) -> Result<Vec<String>, CoreError> {
         let now = self.clock.now_naive();
@@ -529,7 +564,7 @@ impl Core {
         let mut rows = Vec::with_capacity(RECOVERY_CODES);
         while codes.len() < RECOVERY_CODES {
             let code = new_recovery_code()?;
-            let hash = hash_secret(&normalize_recovery(&code));
+            let hash = self.recovery_hash(&user.id, &normalize_recovery(&code));
             if rows.iter().any(|r: &q::RecoveryRow| r.code_hash == hash) {
                 continue;
             }
@@ -559,7 +594,7 @@ impl Core {
             return Ok(false);
         }
         self.second_factor_attempt(&user.id).await?;
-        let (id, hash, now) = (user.id.clone(), hash_secret(&normalized), self.clock.now_naive());
+        let (id, hash, now) = (user.id.clone(), self.recovery_hash(&user.id, &normalized), self.clock.now_naive());
         if !self.db.run(move |conn| q::recovery_use(conn, &id, &hash, now)).await? {
             return Ok(false);
         }

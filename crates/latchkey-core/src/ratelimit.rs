@@ -89,13 +89,11 @@ impl Core {
         }
     }
 
-    /// Gives back what [`Core::login_attempt`] counted, once the password
-    /// proved right.
-    pub async fn login_succeeded(&self, email_normalized: &str, ip: Option<&str>) -> Result<(), CoreError> {
+    /// Gives back the account's count of [`Core::login_attempt`] once the
+    /// password proved right. The address keeps its count: otherwise one
+    /// right password of an attacker's own between guesses would reset it.
+    pub async fn login_succeeded(&self, email_normalized: &str) -> Result<(), CoreError> {
         let l = &self.settings.limits;
-        let addr = address_key("login-fail", ip);
-        self.store.decr(&addr, MINUTE).await?;
-        self.store.decr(&addr, HOUR).await?;
         self.store.decr(&account_key("login-fail", email_normalized), l.login_failure_window).await?;
         Ok(())
     }

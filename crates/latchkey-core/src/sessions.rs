@@ -209,12 +209,19 @@ impl Core {
             }
             self.store.index_remove(&index_for(user_id), &handle).await?;
         }
+        // Sign-ins still waiting for a second factor end with the sessions.
+        self.end_pending_sign_ins(user_id).await?;
         Ok(ended)
     }
 
     /// Replaces a session with a new id carrying the same record (after a
     /// change of authentication level); returns the new raw id.
     pub async fn rotate_session(&self, old: &Session, auth_time_now: bool) -> Result<(String, Session), CoreError> {
+        // Taken first: a session ended meanwhile (sign-out everywhere, a
+        // reset) stays ended, and two rotations cannot split one session.
+        if self.store.take(&key_for_handle(&old.handle)).await?.is_none() {
+            return Err(CoreError::invalid("Session", "This session has ended. Sign in again."));
+        }
         let id = random_token()?;
         let handle = hash_secret(&id);
         let mut record = old.record.clone();
@@ -222,7 +229,6 @@ impl Core {
             record.auth_time = self.clock.now();
         }
         self.save_session(&handle, &record).await?;
-        self.store.delete(&key_for_handle(&old.handle)).await?;
         self.store.index_remove(&index_for(&record.user_id), &old.handle).await?;
         Ok((id, Session { handle, record }))
     }

@@ -217,7 +217,9 @@ impl Core {
 
     /// Finishes adding a key: checked by webauthn-rs against the ceremony
     /// (challenge, origin, RP id, user verification for passkeys), then
-    /// saved. Returns new recovery codes when this is the user's first factor.
+    /// saved. Returns the `amr` value the key proves (`hwk`, or `swk` for a
+    /// key that syncs) and new recovery codes when this is the user's first
+    /// factor.
     pub async fn webauthn_register_finish(
         &self,
         user: &User,
@@ -226,7 +228,7 @@ impl Core {
         name: &str,
         response: &str,
         ctx: &RequestContext,
-    ) -> Result<Option<Vec<String>>, CoreError> {
+    ) -> Result<(&'static str, Option<Vec<String>>), CoreError> {
         let rp = self.relying_party()?;
         let c = self.take_ceremony(ceremony, binding).await?;
         if c.user_id.as_deref() != Some(user.id.as_str()) || response.len() > MAX_RESPONSE {
@@ -256,6 +258,7 @@ impl Core {
         };
         let name = clean_name(name, fallback)?;
         let first = !self.factors(&user.id).await?.any();
+        let method = if cred.backup_eligible { AMR_SWK } else { AMR_HWK };
         let row = q::CredentialRow {
             id: random_id()?,
             user_id: user.id.clone(),
@@ -274,7 +277,8 @@ impl Core {
             other => other.into(),
         })?;
         self.factor_changed(user, "mfa.added", kind.noun(), ctx).await;
-        if first { Ok(Some(self.new_recovery_codes(user, ctx).await?)) } else { Ok(None) }
+        let codes = if first { Some(self.new_recovery_codes(user, ctx).await?) } else { None };
+        Ok((method, codes))
     }
 
     // --- A key as the second factor -------------------------------------------

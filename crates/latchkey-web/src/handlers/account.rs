@@ -33,7 +33,15 @@ pub(crate) async fn signed_in(req: &HttpRequest, core: &Core) -> Result<(Session
         Err(e) => return Err(pages::error_page(&e)),
     };
     match core.session_user(&session).await {
-        Ok(Some(user)) => Ok((session, user)),
+        Ok(Some(user)) => {
+            // Policy requires MFA and this session never showed a second
+            // factor (it began before the policy did): that comes first.
+            let required = matches!(core.mfa_policy().await, Ok(latchkey_core::mfa::MfaPolicy::Required));
+            if required && latchkey_core::mfa::acr_for(&session.record.amr) == "1fa" {
+                return Err(see_other(HttpResponse::build(StatusCode::SEE_OTHER), "/login/mfa?next=/account"));
+            }
+            Ok((session, user))
+        }
         // Disabled or deleted since: this session is over.
         Ok(None) => {
             let _ = core.end_session(&session.record.user_id, &session.handle).await;

@@ -157,8 +157,9 @@ async fn mfa_page(
         Ok(f) => f,
         Err(e) => return pages::error_page(&e),
     };
-    let enrol = if phr { !f.webauthn() } else { !f.any() };
-    pages::form_page(req, core, status, |csrf| pages::Mfa {
+    let enrol = !f.any();
+    let flow = crate::handlers::oidc::flow_in_next(core, next).await;
+    let mut res = pages::form_page(req, core, status, |csrf| pages::Mfa {
         csrf,
         next: next.to_owned(),
         email: user.email.clone(),
@@ -169,7 +170,12 @@ async fn mfa_page(
         recovery: f.recovery_codes_left > 0,
         error,
         notice: None,
-    })
+    });
+    // The answer may redirect on to the app waiting for this sign-in.
+    if let Some((_, redirect_uri)) = &flow {
+        crate::middleware::allow_form_redirect_to(&mut res, redirect_uri);
+    }
+    res
 }
 
 #[get("/login/mfa")]
@@ -320,25 +326,30 @@ pub async fn mfa_key(req: HttpRequest, core: Data<Core>, form: Form<CeremonyForm
     }
 }
 
-/// Setting up a first factor during sign-in is only for users who have
-/// none: otherwise a password alone could add a factor and pass MFA.
+/// Whether `subject` may set up a first factor here: a sign-in that found
+/// the user without any (and still does), or a session signed in within the
+/// last 10 minutes whose user has none. Otherwise a password alone, or an
+/// old session, could add a factor of its own and pass MFA with it.
+async fn may_enrol(core: &Core, subject: &Subject, user: &User) -> Result<Result<(), &'static str>, CoreError> {
+    if core.factors(&user.id).await?.any() {
+        return Ok(Err("You already have a second step. Use it to sign in; add more on your account page afterwards."));
+    }
+    Ok(match subject {
+        Subject::Pending { record, .. } if record.may_enrol => Ok(()),
+        Subject::Pending { .. } => Err("This sign-in cannot set up a second step. Sign in again."),
+        Subject::Session(s) if core.recently_authenticated(s) => Ok(()),
+        Subject::Session(_) => Err(REAUTHENTICATE),
+    })
+}
+
+const REAUTHENTICATE: &str = "reauthenticate";
+
 async fn enrolling(req: &HttpRequest, core: &Core, next: &str) -> Result<(Subject, User), HttpResponse> {
     let (subject, user) = subject_or_login(req, core, next).await?;
-    match core.factors(&user.id).await {
-        Ok(f) if !f.any() => Ok((subject, user)),
-        Ok(_) => Err(mfa_page(
-            req,
-            core,
-            &user,
-            next,
-            false,
-            StatusCode::FORBIDDEN,
-            Some(
-                "You already have a second step. Use it to sign in; add more on your account page afterwards."
-                    .to_owned(),
-            ),
-        )
-        .await),
+    match may_enrol(core, &subject, &user).await {
+        Ok(Ok(())) => Ok((subject, user)),
+        Ok(Err(REAUTHENTICATE)) => Err(reauthenticate(next)),
+        Ok(Err(why)) => Err(mfa_page(req, core, &user, next, false, StatusCode::FORBIDDEN, Some(why.to_owned())).await),
         Err(e) => Err(pages::error_page(&e)),
     }
 }
@@ -460,9 +471,10 @@ pub async fn mfa_register_options(req: HttpRequest, core: Data<Core>, form: Form
         Ok(None) => return json_error(StatusCode::UNAUTHORIZED, "Sign in first."),
         Err(e) => return started(Err(e)),
     };
-    match core.factors(&user.id).await {
-        Ok(f) if !f.any() => started(core.webauthn_register_start(&user, kind, &subject.binding()).await),
-        Ok(_) => json_error(StatusCode::FORBIDDEN, "You already have a second step. Use it to sign in."),
+    match may_enrol(&core, &subject, &user).await {
+        Ok(Ok(())) => started(core.webauthn_register_start(&user, kind, &subject.binding()).await),
+        Ok(Err(REAUTHENTICATE)) => started(Err(CoreError::ReauthenticationRequired)),
+        Ok(Err(why)) => json_error(StatusCode::FORBIDDEN, why),
         Err(e) => started(Err(e)),
     }
 }
@@ -480,10 +492,9 @@ pub async fn mfa_register(req: HttpRequest, core: Data<Core>, form: Form<Ceremon
     let ctx = browser::context(&req);
     let binding = subject.binding();
     match core.webauthn_register_finish(&user, &form.ceremony, &binding, &form.name, &form.credential, &ctx).await {
-        Ok(codes) => {
-            let method = if form.kind == "passkey" { latchkey_core::mfa::AMR_SWK } else { latchkey_core::mfa::AMR_HWK };
-            finish_second_factor(&req, &core, &subject, &user, &next, &[method], codes).await
-        }
+        // A key set up just now proves no phishing resistance yet (only the
+        // first factor stood behind adding it): `mfa`, never `phr`.
+        Ok((_, codes)) => finish_second_factor(&req, &core, &subject, &user, &next, &[], codes).await,
         Err(e) => refused(&req, &core, &user, &next, false, e).await,
     }
 }
@@ -628,8 +639,10 @@ pub async fn account_key_add(req: HttpRequest, core: Data<Core>, form: Form<Cere
     let binding = Subject::Session(session.clone()).binding();
     let ctx = browser::context(&req);
     match core.webauthn_register_finish(&user, &form.ceremony, &binding, &form.name, &form.credential, &ctx).await {
-        Ok(Some(codes)) => recovery_codes_page(HttpResponse::build(StatusCode::OK), codes, "/account?notice=key-added"),
-        Ok(None) => see_other(HttpResponse::build(StatusCode::SEE_OTHER), "/account?notice=key-added"),
+        Ok((_, Some(codes))) => {
+            recovery_codes_page(HttpResponse::build(StatusCode::OK), codes, "/account?notice=key-added")
+        }
+        Ok((_, None)) => see_other(HttpResponse::build(StatusCode::SEE_OTHER), "/account?notice=key-added"),
         Err(e) => account_refused(&req, &core, &session, &user, e).await,
     }
 }
