@@ -19,7 +19,7 @@ const PW: &str = STRONG_PASSWORD;
 
 /// The 6-digit code for `secret` (base32) at `at` (seconds).
 fn code_at(secret: &str, at: i64) -> String {
-    let secret = totp_rs::Secret::try_from_base32(secret).expect("base32 secret");
+    let secret = totp_rs::Secret::try_from_base32(secret.replace(' ', "")).expect("base32 secret");
     totp_rs::Builder::new()
         .with_secret(secret)
         .with_account_name("test")

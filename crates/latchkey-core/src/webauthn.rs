@@ -13,7 +13,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use webauthn_rs::prelude::{
-    Credential, DiscoverableAuthentication, Passkey, PasskeyRegistration, PublicKeyCredential,
+    Credential, DiscoverableAuthentication, Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
     RegisterPublicKeyCredential, SecurityKey, SecurityKeyAuthentication, SecurityKeyRegistration, Url, Uuid,
 };
 use webauthn_rs::{Webauthn, WebauthnBuilder};
@@ -45,7 +45,12 @@ pub fn relying_party(public_url: &str) -> Result<Webauthn, String> {
     let origin = Url::parse(public_url).map_err(|e| e.to_string())?;
     let rp_id = origin.domain().ok_or("server.public_url must name a host, not an IP address, for WebAuthn")?;
     WebauthnBuilder::new(rp_id, &origin)
-        .and_then(|b| b.rp_name("Latchkey").timeout(CEREMONY_TTL).build())
+        // A security key is a second factor: presence is what it proves (the
+        // password came first). Asking it for verification as well, through
+        // credProtect, is a request Chromium refuses outright.
+        .and_then(|b| {
+            b.rp_name("Latchkey").timeout(CEREMONY_TTL).danger_set_user_presence_only_security_keys(true).build()
+        })
         .map_err(|e| e.to_string())
 }
 
@@ -76,6 +81,9 @@ enum State {
     RegisterPasskey(PasskeyRegistration),
     RegisterSecurityKey(SecurityKeyRegistration),
     SecondFactor(SecurityKeyAuthentication),
+    /// A second factor from a user who has passkeys: those were registered
+    /// with user verification required, so the check asks for it too.
+    SecondFactorVerified(PasskeyAuthentication),
     SignIn(DiscoverableAuthentication),
 }
 
@@ -286,24 +294,25 @@ impl Core {
     /// Starts a second-factor check with any of the user's keys.
     pub async fn webauthn_second_factor_start(&self, user_id: &str, binding: &str) -> Result<Started, CoreError> {
         let rp = self.relying_party()?;
-        let keys: Vec<SecurityKey> = self
-            .credential_rows(user_id)
-            .await?
-            .iter()
-            .filter_map(|r| serde_json::from_str::<Credential>(&r.credential).ok().map(SecurityKey::from))
-            .collect();
-        if keys.is_empty() {
+        let rows = self.credential_rows(user_id).await?;
+        let creds: Vec<Credential> =
+            rows.iter().filter_map(|r| serde_json::from_str::<Credential>(&r.credential).ok()).collect();
+        if creds.is_empty() {
             return Err(CoreError::invalid("Security key", "You have no security key on this account."));
         }
-        let (rcr, st) =
-            rp.start_securitykey_authentication(&keys).map_err(|e| CoreError::Internal(format!("webauthn: {e}")))?;
+        let webauthn = |e: webauthn_rs::prelude::WebauthnError| CoreError::Internal(format!("webauthn: {e}"));
+        let (rcr, state) = if rows.iter().any(|r| r.kind == KIND_PASSKEY) {
+            let keys: Vec<Passkey> = creds.into_iter().map(Passkey::from).collect();
+            let (rcr, st) = rp.start_passkey_authentication(&keys).map_err(webauthn)?;
+            (rcr, State::SecondFactorVerified(st))
+        } else {
+            let keys: Vec<SecurityKey> = creds.into_iter().map(SecurityKey::from).collect();
+            let (rcr, st) = rp.start_securitykey_authentication(&keys).map_err(webauthn)?;
+            (rcr, State::SecondFactor(st))
+        };
         let options = serde_json::to_value(&rcr).map_err(|e| CoreError::Internal(e.to_string()))?;
         let ceremony = self
-            .put_ceremony(&Ceremony {
-                binding: binding.to_owned(),
-                user_id: Some(user_id.to_owned()),
-                state: State::SecondFactor(st),
-            })
+            .put_ceremony(&Ceremony { binding: binding.to_owned(), user_id: Some(user_id.to_owned()), state })
             .await?;
         Ok(Started { ceremony, options })
     }
@@ -321,9 +330,13 @@ impl Core {
         if c.user_id.as_deref() != Some(user_id) || response.len() > MAX_RESPONSE {
             return Err(refused());
         }
-        let State::SecondFactor(st) = c.state else { return Err(refused()) };
         let cred: PublicKeyCredential = serde_json::from_str(response).map_err(|_| refused())?;
-        let result = rp.finish_securitykey_authentication(&cred, &st).map_err(|e| {
+        let result = match c.state {
+            State::SecondFactor(st) => rp.finish_securitykey_authentication(&cred, &st),
+            State::SecondFactorVerified(st) => rp.finish_passkey_authentication(&cred, &st),
+            _ => return Err(refused()),
+        }
+        .map_err(|e| {
             tracing::info!(error = %e, "security key check refused");
             refused()
         })?;

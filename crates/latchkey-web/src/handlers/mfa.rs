@@ -390,7 +390,8 @@ fn setup_page(
         next: to.next.clone(),
         action: to.action.to_owned(),
         back: to.back.clone(),
-        secret: setup.secret.clone(),
+        // In groups of four, easier to type by hand (apps ignore the spaces).
+        secret: setup.secret.as_bytes().chunks(4).map(String::from_utf8_lossy).collect::<Vec<_>>().join(" "),
         qr: qr_data_url(&setup.qr_svg),
         setup: setup.sealed.clone(),
         error,
