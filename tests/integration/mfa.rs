@@ -110,6 +110,16 @@ async fn totp_enrol_then_sign_in_with_a_code_once() {
     // A set-up sealed for someone else, or tampered with, is refused.
     let forged = b.post_raw("/account/totp", &[("csrf", &page.csrf()), ("setup", "lk1.x.y"), ("code", "123456")]).await;
     assert_eq!(forged.status, 422);
+    // A set-up belongs to the session that started it: another session of
+    // the same user cannot confirm it, even with the right code.
+    let secret = between(&page.body, "<p class=\"secret\"><code>", "</code>").expect("secret").to_owned();
+    let other = Browser::new(&app);
+    other.sign_in(EMAIL, PW).await;
+    let csrf = other.get("/account").await.csrf();
+    let code = code_at(&secret, app.clock.now_ts());
+    let elsewhere = other.post_raw("/account/totp", &[("csrf", &csrf), ("setup", &setup), ("code", &code)]).await;
+    assert_eq!(elsewhere.status, 422);
+    assert!(!app.core.factors(&user.id).await.expect("factors").totp);
 
     let (secret, codes) = enrol_totp(&app, &b).await;
     assert_eq!(codes.len(), 10, "ten recovery codes, shown once");
@@ -143,6 +153,10 @@ async fn totp_enrol_then_sign_in_with_a_code_once() {
     next_step(&app);
     let later = post_code(&b3, &page3, "/login/mfa/code", &code_at(&secret, app.clock.now_ts() + 30)).await;
     assert_eq!(later.status, 303);
+    // Each refused code is in the audit log as a failed sign-in.
+    let audit = latchkey_core::audit::list(&app.core, Some(EMAIL), None, 1000).await.expect("audit");
+    let failed = audit.iter().filter(|e| e.kind == "login.failed" && e.detail["method"] == "otp").count();
+    assert_eq!(failed, 4, "the replay, the wrong code, the code again after signing in, the replay elsewhere");
 }
 
 #[tokio::test]

@@ -189,8 +189,10 @@ fn pending_index(user_id: &str) -> String {
     format!("user-pending:{user_id}")
 }
 
-fn setup_context(user_id: &str) -> String {
-    format!("totp-setup:{user_id}")
+/// A set-up is sealed to its user and to the session or sign-in that
+/// started it, so it cannot be replayed from elsewhere.
+fn setup_context(user_id: &str, binding: &str) -> String {
+    format!("totp-setup:{user_id}:{binding}")
 }
 
 fn totp_context(user_id: &str) -> String {
@@ -432,20 +434,22 @@ impl Core {
 
     /// A new secret for the authenticator app, not saved until a first code
     /// confirms it.
-    pub fn totp_setup(&self, user: &User) -> Result<TotpSetup, CoreError> {
+    pub fn totp_setup(&self, user: &User, binding: &str) -> Result<TotpSetup, CoreError> {
         let secret = random_bytes::<20>()?.to_vec();
         let totp = totp_for(secret.clone(), &user.email)?;
         let qr_svg = qr_svg(&totp)?;
         let state = SetupState { secret, created_at: self.clock.now() };
         let json = serde_json::to_vec(&state).map_err(|e| CoreError::Internal(e.to_string()))?;
-        let sealed =
-            self.secrets.seal(&setup_context(&user.id), &json).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let sealed = self
+            .secrets
+            .seal(&setup_context(&user.id, binding), &json)
+            .map_err(|e| CoreError::Internal(e.to_string()))?;
         Ok(TotpSetup { secret: Secret::from(state.secret).to_base32(), qr_svg, sealed })
     }
 
     /// The same set-up again (to show it with an error after a wrong code).
-    pub fn totp_setup_again(&self, user: &User, sealed: &str) -> Result<Option<TotpSetup>, CoreError> {
-        let Ok(raw) = self.secrets.open(&setup_context(&user.id), sealed) else { return Ok(None) };
+    pub fn totp_setup_again(&self, user: &User, binding: &str, sealed: &str) -> Result<Option<TotpSetup>, CoreError> {
+        let Ok(raw) = self.secrets.open(&setup_context(&user.id, binding), sealed) else { return Ok(None) };
         let Ok(state) = serde_json::from_slice::<SetupState>(&raw) else { return Ok(None) };
         if (self.clock.now() - state.created_at).to_std().unwrap_or(Duration::MAX) > SETUP_TTL {
             return Ok(None);
@@ -478,12 +482,13 @@ impl Core {
     pub async fn totp_confirm(
         &self,
         user: &User,
+        binding: &str,
         sealed: &str,
         code: &str,
         ctx: &RequestContext,
     ) -> Result<Option<Vec<String>>, CoreError> {
         let expired = || CoreError::invalid("Code", "This set-up expired. Start again to get a new QR code.");
-        let raw = self.secrets.open(&setup_context(&user.id), sealed).map_err(|_| expired())?;
+        let raw = self.secrets.open(&setup_context(&user.id, binding), sealed).map_err(|_| expired())?;
         let state: SetupState = serde_json::from_slice(&raw).map_err(|_| expired())?;
         let age = (self.clock.now() - state.created_at).to_std().unwrap_or(Duration::MAX);
         if age > SETUP_TTL {
@@ -518,7 +523,26 @@ impl Core {
     /// Checks a code from the user's authenticator app: right, within one
     /// step, and for a step not used before (a conditional update, so two
     /// instances cannot both accept it).
-    pub async fn totp_verify(&self, user_id: &str, code: &str) -> Result<bool, CoreError> {
+    pub async fn totp_verify(&self, user_id: &str, code: &str, ctx: &RequestContext) -> Result<bool, CoreError> {
+        let ok = self.totp_check(user_id, code).await?;
+        if !ok {
+            self.second_factor_failed(Some(user_id), AMR_OTP, ctx).await;
+        }
+        Ok(ok)
+    }
+
+    /// Records a second factor (or passkey) that did not prove anything.
+    pub async fn second_factor_failed(&self, user_id: Option<&str>, method: &str, ctx: &RequestContext) {
+        let actor = user_id.map_or(Actor::Anonymous, |id| Actor::User(id.to_owned()));
+        let mut e = event_ctx(Event { outcome: "failed", ..Event::new("login.failed", &actor) }, ctx)
+            .detail(serde_json::json!({ "method": method }));
+        if let Some(id) = user_id {
+            e = e.with_user_id(id);
+        }
+        self.audit(e).await;
+    }
+
+    async fn totp_check(&self, user_id: &str, code: &str) -> Result<bool, CoreError> {
         let Some(code) = clean_code(code) else { return Ok(false) };
         self.second_factor_attempt(user_id).await?;
         let id = user_id.to_owned();
@@ -591,11 +615,13 @@ impl Core {
     pub async fn recovery_code_use(&self, user: &User, code: &str, ctx: &RequestContext) -> Result<bool, CoreError> {
         let normalized = normalize_recovery(code);
         if normalized.len() != 12 {
+            self.second_factor_failed(Some(&user.id), "recovery", ctx).await;
             return Ok(false);
         }
         self.second_factor_attempt(&user.id).await?;
         let (id, hash, now) = (user.id.clone(), self.recovery_hash(&user.id, &normalized), self.clock.now_naive());
         if !self.db.run(move |conn| q::recovery_use(conn, &id, &hash, now)).await? {
+            self.second_factor_failed(Some(&user.id), "recovery", ctx).await;
             return Ok(false);
         }
         self.second_factor_succeeded(&user.id).await?;

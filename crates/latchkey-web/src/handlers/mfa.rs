@@ -264,7 +264,7 @@ pub async fn mfa_code(req: HttpRequest, core: Data<Core>, form: Form<CodeForm>) 
         Ok(v) => v,
         Err(res) => return res,
     };
-    match core.totp_verify(&user.id, &form.code).await {
+    match core.totp_verify(&user.id, &form.code, &browser::context(&req)).await {
         Ok(true) => {
             finish_second_factor(&req, &core, &subject, &user, &next, &[latchkey_core::mfa::AMR_OTP], None).await
         }
@@ -322,7 +322,12 @@ pub async fn mfa_key(req: HttpRequest, core: Data<Core>, form: Form<CeremonyForm
     };
     match core.webauthn_second_factor_finish(&user.id, &form.ceremony, &subject.binding(), &form.credential).await {
         Ok(methods) => finish_second_factor(&req, &core, &subject, &user, &next, &methods, None).await,
-        Err(e) => refused(&req, &core, &user, &next, false, e).await,
+        Err(e) => {
+            if matches!(e, CoreError::Invalid { .. }) {
+                core.second_factor_failed(Some(&user.id), "hwk", &browser::context(&req)).await;
+            }
+            refused(&req, &core, &user, &next, false, e).await
+        }
     }
 }
 
@@ -405,6 +410,7 @@ fn setup_refused(
     req: &HttpRequest,
     core: &Core,
     user: &User,
+    binding: &str,
     sealed: &str,
     to: &SetupTarget,
     e: CoreError,
@@ -418,9 +424,9 @@ fn setup_refused(
         CoreError::Invalid { message, .. } => message.clone(),
         other => other.to_string(),
     };
-    let setup = match core.totp_setup_again(user, sealed) {
+    let setup = match core.totp_setup_again(user, binding, sealed) {
         Ok(Some(s)) => s,
-        Ok(None) => match core.totp_setup(user) {
+        Ok(None) => match core.totp_setup(user, binding) {
             Ok(s) => s,
             Err(e) => return pages::error_page(&e),
         },
@@ -432,11 +438,11 @@ fn setup_refused(
 #[get("/login/mfa/totp")]
 pub async fn mfa_totp_form(req: HttpRequest, core: Data<Core>, q: Query<MfaQuery>) -> HttpResponse {
     let next = browser::safe_next(q.next.as_deref());
-    let (_, user) = match enrolling(&req, &core, &next).await {
+    let (subject, user) = match enrolling(&req, &core, &next).await {
         Ok(v) => v,
         Err(res) => return res,
     };
-    match core.totp_setup(&user) {
+    match core.totp_setup(&user, &subject.binding()) {
         Ok(setup) => setup_page(&req, &core, setup, &SetupTarget::sign_in(&next), StatusCode::OK, None),
         Err(e) => pages::error_page(&e),
     }
@@ -453,11 +459,11 @@ pub async fn mfa_totp(req: HttpRequest, core: Data<Core>, form: Form<CodeForm>) 
         Err(res) => return res,
     };
     let ctx = browser::context(&req);
-    match core.totp_confirm(&user, &form.setup, &form.code, &ctx).await {
+    match core.totp_confirm(&user, &subject.binding(), &form.setup, &form.code, &ctx).await {
         Ok(codes) => {
             finish_second_factor(&req, &core, &subject, &user, &next, &[latchkey_core::mfa::AMR_OTP], codes).await
         }
-        Err(e) => setup_refused(&req, &core, &user, &form.setup, &SetupTarget::sign_in(&next), e),
+        Err(e) => setup_refused(&req, &core, &user, &subject.binding(), &form.setup, &SetupTarget::sign_in(&next), e),
     }
 }
 
@@ -545,11 +551,11 @@ async fn account_refused(req: &HttpRequest, core: &Core, session: &Session, user
 
 #[get("/account/totp")]
 pub async fn account_totp_form(req: HttpRequest, core: Data<Core>) -> HttpResponse {
-    let (_, user) = match recent(&req, &core, "/account/totp").await {
+    let (session, user) = match recent(&req, &core, "/account/totp").await {
         Ok(v) => v,
         Err(res) => return res,
     };
-    match core.totp_setup(&user) {
+    match core.totp_setup(&user, &Subject::Session(session).binding()) {
         Ok(setup) => setup_page(&req, &core, setup, &SetupTarget::account(), StatusCode::OK, None),
         Err(e) => pages::error_page(&e),
     }
@@ -560,16 +566,17 @@ pub async fn account_totp(req: HttpRequest, core: Data<Core>, form: Form<CodeFor
     if !browser::csrf_ok(&req, &core, &form.csrf) {
         return pages::csrf_refused();
     }
-    let (_, user) = match recent(&req, &core, "/account/totp").await {
+    let (session, user) = match recent(&req, &core, "/account/totp").await {
         Ok(v) => v,
         Err(res) => return res,
     };
-    match core.totp_confirm(&user, &form.setup, &form.code, &browser::context(&req)).await {
+    let binding = Subject::Session(session).binding();
+    match core.totp_confirm(&user, &binding, &form.setup, &form.code, &browser::context(&req)).await {
         Ok(Some(codes)) => {
             recovery_codes_page(HttpResponse::build(StatusCode::OK), codes, "/account?notice=totp-added")
         }
         Ok(None) => see_other(HttpResponse::build(StatusCode::SEE_OTHER), "/account?notice=totp-added"),
-        Err(e) => setup_refused(&req, &core, &user, &form.setup, &SetupTarget::account(), e),
+        Err(e) => setup_refused(&req, &core, &user, &binding, &form.setup, &SetupTarget::account(), e),
     }
 }
 
@@ -718,6 +725,7 @@ pub async fn passkey_sign_in(req: HttpRequest, core: Data<Core>, form: Form<Cere
     match core.passkey_sign_in_finish(&form.ceremony, &binding, &form.credential, &browser::context(&req)).await {
         Ok(signed_in) => signed_in_response(&req, &core, AfterFirstFactor::SignedIn(Box::new(signed_in)), &next).await,
         Err(CoreError::Invalid { .. }) => {
+            core.second_factor_failed(None, "passkey", &browser::context(&req)).await;
             let msg = "That passkey did not sign you in. Try again, or sign in with your email.".to_owned();
             login_page(&req, &core, StatusCode::UNAUTHORIZED, &next, "", Some(msg), None).await
         }
