@@ -572,13 +572,12 @@ impl Core {
 
     // --- Recovery codes ---------------------------------------------------------
 
-    /// A recovery code's stored form: an HMAC under a key derived from the
-    /// secret box, over the user id and the code, so a copy of the database
-    /// alone cannot test guesses, nor test one guess against every user.
+    /// A recovery code's stored form: SHA-256 over the user id and the code.
+    /// Salted by the user, so a copy of the database cannot test one guess
+    /// against every user at once; 60 random bits leave one user's codes out
+    /// of reach. No server key: rotating the encryption keys keeps them valid.
     fn recovery_hash(&self, user_id: &str, normalized: &str) -> String {
-        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.secrets.derive("recovery-codes"));
-        let tag = aws_lc_rs::hmac::sign(&key, format!("{user_id}:{normalized}").as_bytes());
-        base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, tag.as_ref())
+        hash_secret(&format!("recovery:{user_id}:{normalized}"))
     }
 
     /// Ten new recovery codes, replacing any old ones; shown once.
