@@ -7,7 +7,8 @@
 //! published for [`RETIRED_GRACE`] so tokens it signed still verify;
 //! `rotate --now` (a compromise) withdraws it at once.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
@@ -27,6 +28,28 @@ use crate::tokens::sha256;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
 
 pub const JWKS_MAX_AGE: Duration = Duration::from_secs(5 * 60);
+
+/// How long this instance serves the JWKS from its own copy.
+const JWKS_FRESH: Duration = Duration::from_secs(1);
+
+/// This instance's serialized JWKS.
+#[derive(Default)]
+pub struct JwksCache {
+    #[allow(clippy::type_complexity)]
+    current: tokio::sync::RwLock<Option<(Instant, chrono::DateTime<chrono::Utc>, Arc<str>)>>,
+}
+
+impl JwksCache {
+    pub async fn forget(&self) {
+        *self.current.write().await = None;
+    }
+}
+
+impl std::fmt::Debug for JwksCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JwksCache")
+    }
+}
 pub const RETIRED_GRACE: Duration = Duration::from_secs(24 * 3600);
 /// How long a withdrawn key's row is kept (for the record) before deletion.
 const KEEP_WITHDRAWN: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -233,6 +256,8 @@ impl Core {
             if !usable(&self.key_rows().await?) {
                 let row = self.new_key(alg, now, now).await?;
                 self.db.run(move |conn| q::insert(conn, &row)).await?;
+                // It signs at once: publish it at once too.
+                self.jwks_cache.forget().await;
             }
             Ok::<(), CoreError>(())
         }
@@ -339,6 +364,28 @@ impl Core {
         let _ = self.store.unlock(&lock).await;
         self.forget_signing_key().await;
         result
+    }
+
+    /// The JWK Set as served: serialized once and kept for a second (and
+    /// while the clock stands), so a flood of requests costs one read a
+    /// second. Keys are published long before they sign, so a second of lag
+    /// changes nothing a relying party sees.
+    pub async fn jwks_json(&self) -> Result<Arc<str>, CoreError> {
+        let now = self.clock.now();
+        if let Some((at, clock_at, body)) = self.jwks_cache.current.read().await.as_ref()
+            && at.elapsed() < JWKS_FRESH
+            && (now - *clock_at).to_std().is_ok_and(|d| d < JWKS_FRESH)
+        {
+            return Ok(Arc::clone(body));
+        }
+        let set = self.jwks().await?;
+        let body: Arc<str> = Arc::from(set.to_string());
+        // No key yet (a new deployment, the first one being made): read
+        // again next time rather than serve an empty set for a second.
+        if set["keys"].as_array().is_some_and(|k| !k.is_empty()) {
+            *self.jwks_cache.current.write().await = Some((Instant::now(), now, Arc::clone(&body)));
+        }
+        Ok(body)
     }
 
     /// The published keys as a JWK Set (openidconnect's types: each key

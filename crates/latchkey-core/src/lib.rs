@@ -52,6 +52,10 @@ pub struct Core {
     pub hasher: Arc<Hasher>,
     pub mailer: mail::Mailer,
     pub key_cache: Arc<signing::KeyCache>,
+    /// The JWKS as served, serialized.
+    pub jwks_cache: Arc<keys::JwksCache>,
+    /// The discovery document, serialized once (it follows the settings).
+    pub discovery_json: Arc<std::sync::OnceLock<Arc<str>>>,
     /// The published keys, for verifying tokens that come back.
     pub verify_keys: Arc<oidc::jwt::VerifyKeys>,
     /// Origins of registered redirect URIs (CORS), refreshed every few seconds.
@@ -157,6 +161,8 @@ impl Core {
             mailer,
             key_cache: Arc::new(signing::KeyCache::default()),
             verify_keys: Arc::new(oidc::jwt::VerifyKeys::default()),
+            jwks_cache: Arc::new(keys::JwksCache::default()),
+            discovery_json: Arc::new(std::sync::OnceLock::new()),
             client_origins: Arc::new(clients::OriginCache::default()),
             outbound,
             deliveries_wakeup: Arc::new(tokio::sync::Notify::new()),

@@ -198,6 +198,7 @@ impl Core {
     /// Forgets the cached keys (after a rotation on this instance).
     pub async fn forget_signing_key(&self) {
         self.key_cache.current.write().await.clear();
+        self.jwks_cache.forget().await;
     }
 }
 

@@ -11,6 +11,8 @@ use openidconnect::{
     AdditionalProviderMetadata, AuthUrl, AuthenticationContextClass, IssuerUrl, JsonWebKeySetUrl, LanguageTag,
     ProviderMetadata, ResponseTypes, Scope, TokenUrl, UserInfoUrl,
 };
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -53,6 +55,18 @@ pub type LatchkeyProviderMetadata = ProviderMetadata<
 >;
 
 impl Core {
+    /// The discovery document as served: it follows the settings alone, so
+    /// it is serialized once.
+    pub fn discovery_json(&self) -> Result<Arc<str>, CoreError> {
+        if let Some(body) = self.discovery_json.get() {
+            return Ok(Arc::clone(body));
+        }
+        let body: Arc<str> = Arc::from(
+            serde_json::to_string(&self.discovery()?).map_err(|e| CoreError::Internal(format!("discovery: {e}")))?,
+        );
+        Ok(Arc::clone(self.discovery_json.get_or_init(|| body)))
+    }
+
     pub fn discovery(&self) -> Result<LatchkeyProviderMetadata, CoreError> {
         let bad = |e: url::ParseError| CoreError::Internal(format!("discovery: {e}"));
         let strings = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();

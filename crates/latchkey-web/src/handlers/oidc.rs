@@ -46,11 +46,12 @@ fn is_form(req: &HttpRequest) -> bool {
 
 #[get("/.well-known/openid-configuration")]
 pub async fn discovery(core: Data<Core>) -> HttpResponse {
-    match core.discovery() {
-        Ok(metadata) => HttpResponse::Ok()
+    match core.discovery_json() {
+        Ok(body) => HttpResponse::Ok()
+            .content_type("application/json")
             .insert_header(("Access-Control-Allow-Origin", "*"))
             .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
-            .json(metadata),
+            .body(body.to_string()),
         Err(e) => actix_web::ResponseError::error_response(&crate::error::ApiError(e)),
     }
 }

@@ -10,7 +10,7 @@ use latchkey_core::Core;
 /// cached for less time than a new key waits before it signs.
 #[get("/.well-known/jwks.json")]
 pub async fn jwks(core: Data<Core>) -> HttpResponse {
-    match core.jwks().await {
+    match core.jwks_json().await {
         Ok(set) => HttpResponse::Ok()
             .content_type("application/jwk-set+json")
             .insert_header(("Access-Control-Allow-Origin", "*"))
