@@ -306,7 +306,8 @@ pub struct OriginCache {
 
 #[derive(Default)]
 struct Registry {
-    ids: std::collections::HashSet<String>,
+    /// Each client with its secret's hash (the token endpoint's hot path).
+    clients: std::collections::HashMap<String, (Client, Option<String>)>,
     origins: std::collections::HashSet<String>,
 }
 
@@ -332,13 +333,31 @@ impl Core {
         {
             return Ok(std::sync::Arc::clone(reg));
         }
-        let clients = list_clients(self).await?;
+        let rows = self.db.run(q::list).await?;
+        let clients: Vec<(Client, Option<String>)> =
+            rows.into_iter().map(|r| (r.secret_hash.clone(), Client::from(r))).map(|(h, c)| (c, h)).collect();
         let reg = std::sync::Arc::new(Registry {
-            ids: clients.iter().map(|c| c.client_id.clone()).collect(),
-            origins: clients.iter().flat_map(|c| c.redirect_uris.iter().filter_map(|u| origin_of(u))).collect(),
+            origins: clients.iter().flat_map(|(c, _)| c.redirect_uris.iter().filter_map(|u| origin_of(u))).collect(),
+            clients: clients.into_iter().map(|(c, h)| (c.client_id.clone(), (c, h))).collect(),
         });
         *self.client_origins.current.write().await = Some((std::time::Instant::now(), std::sync::Arc::clone(&reg)));
         Ok(reg)
+    }
+
+    /// A client and its secret's hash: from this instance's registry (a
+    /// change elsewhere shows within its refresh), else from the database
+    /// (a client registered since the last refresh).
+    pub(crate) async fn client_with_secret(&self, id: &str) -> Result<Option<(Client, Option<String>)>, CoreError> {
+        if let Some(entry) = self.registry().await?.clients.get(id) {
+            return Ok(Some(entry.clone()));
+        }
+        let id = id.to_owned();
+        Ok(self
+            .db
+            .run(move |conn| q::find(conn, &id))
+            .await?
+            .map(|r| (r.secret_hash.clone(), Client::from(r)))
+            .map(|(h, c)| (c, h)))
     }
 
     /// Whether a browser on `origin` may read token and userinfo responses.
@@ -348,7 +367,7 @@ impl Core {
 
     /// Whether the client is (still) registered, as this instance last read.
     pub async fn client_registered(&self, client_id: &str) -> Result<bool, CoreError> {
-        Ok(self.registry().await?.ids.contains(client_id))
+        Ok(self.registry().await?.clients.contains_key(client_id))
     }
 }
 

@@ -27,7 +27,7 @@ use crate::Core;
 use crate::accounts::User;
 use crate::audit::{Actor, Event};
 use crate::auth::event_ctx;
-use crate::clients::{Client, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN, find_client};
+use crate::clients::{Client, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN};
 use crate::error::CoreError;
 use crate::sessions::RequestContext;
 use crate::signing::Alg;
@@ -128,14 +128,17 @@ impl Core {
         if id.len() > 64 {
             return Err(unknown());
         }
-        let Some(client) = find_client(self, &id).await? else { return Err(unknown()) };
+        let Some((client, hash)) = self.client_with_secret(&id).await? else { return Err(unknown()) };
         let (row_id, presented) = (client.client_id.clone(), secret.clone());
         match (client.public, presented) {
             (true, None) => Ok((client, AuthMethod::None)),
             (true, Some(_)) => Err(OAuthError::invalid_client("a public client has no secret").into()),
             (false, None) => Err(unknown()),
             (false, Some(s)) => {
-                if crate::clients::verify_secret(self, &row_id, &s).await? {
+                // The registry's hash first; a miss is read again from the
+                // database, where a secret rotated since already is.
+                let cached = hash.is_some_and(|h| crate::tokens::verify_secret(&s, &h));
+                if cached || crate::clients::verify_secret(self, &row_id, &s).await? {
                     Ok((client, method))
                 } else {
                     Err(unknown())
