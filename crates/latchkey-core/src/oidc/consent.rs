@@ -143,14 +143,4 @@ impl Core {
         .await;
         Ok(true)
     }
-
-    /// When the user last withdrew this client's access (seconds), if lately.
-    pub(crate) async fn consent_revoked_at(&self, client_id: &str, user_id: &str) -> Result<Option<i64>, CoreError> {
-        Ok(self
-            .store
-            .get(&revoked_key(client_id, user_id))
-            .await?
-            .and_then(|v| String::from_utf8(v).ok())
-            .and_then(|s| s.parse().ok()))
-    }
 }

@@ -78,30 +78,28 @@ impl Core {
         if !self.client_registered(&claims.client_id).await? {
             return Ok(Err(InvalidToken("the token's client is no longer registered")));
         }
-        if let Some(g) = &claims.grant_id
-            && self.store.get(&grant_revoked_key(g)).await?.is_some()
-        {
-            return Ok(Err(InvalidToken("the token has been revoked")));
-        }
-        if self.consent_revoked_at(&claims.client_id, &claims.subject).await?.is_some_and(|at| iat <= at) {
-            return Ok(Err(InvalidToken("the token has been revoked")));
-        }
-        if let Some(jti) = &claims.jti
-            && self.store.get(&jti_revoked_key(jti)).await?.is_some()
-        {
-            return Ok(Err(InvalidToken("the token has been revoked")));
-        }
-        let user_revoked = self.store.get(&user_revoked_key(&claims.subject)).await?;
-        if user_revoked
-            .and_then(|v| String::from_utf8(v).ok())
-            .and_then(|v| v.parse::<i64>().ok())
-            .is_some_and(|at| iat <= at)
-        {
-            return Ok(Err(InvalidToken("the token has been revoked")));
-        }
-        if let Some(sid) = v.claim_str("sid")
-            && self.store.get(&sid_revoked_key(sid)).await?.is_some()
-        {
+        // Every revocation marker that could name this token, read in one
+        // round trip: its grant, itself, its session (any value revokes), the
+        // consent and its user (a time: tokens issued up to it are revoked).
+        let sid = v.claim_str("sid");
+        let markers: Vec<(String, bool)> = [
+            claims.grant_id.as_deref().map(|g| (grant_revoked_key(g), false)),
+            claims.jti.as_deref().map(|j| (jti_revoked_key(j), false)),
+            sid.map(|s| (sid_revoked_key(s), false)),
+            Some((crate::oidc::consent::revoked_key(&claims.client_id, &claims.subject), true)),
+            Some((user_revoked_key(&claims.subject), true)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let keys: Vec<String> = markers.iter().map(|(k, _)| k.clone()).collect();
+        let found = self.store.get_many(&keys).await?;
+        let revoked = markers.iter().zip(&found).any(|((_, timed), value)| match value {
+            None => false,
+            Some(_) if !timed => true,
+            Some(v) => std::str::from_utf8(v).ok().and_then(|s| s.parse::<i64>().ok()).is_some_and(|t| iat <= t),
+        });
+        if revoked {
             return Ok(Err(InvalidToken("the token has been revoked")));
         }
         Ok(Ok(claims))

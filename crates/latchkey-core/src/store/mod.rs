@@ -181,6 +181,24 @@ impl Store {
         }
     }
 
+    /// The live values of several keys in one round trip, in their order.
+    pub async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let raws = match &self.backend {
+            Backend::Redis(r) => r.mget(keys).await?,
+            Backend::Database(db) => sql_store::get_many(db, keys).await?,
+        };
+        let now = self.now();
+        raws.into_iter()
+            .map(|raw| match raw {
+                Some(raw) => unwrap_live(raw, now),
+                None => Ok(None),
+            })
+            .collect()
+    }
+
     /// Removes `key` and returns its live value, atomically: of any number of
     /// concurrent takes, across instances, exactly one gets it.
     pub async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

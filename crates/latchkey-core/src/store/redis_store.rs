@@ -127,6 +127,12 @@ impl RedisStore {
         c.get(self.key(key)).await.map_err(unavailable)
     }
 
+    pub async fn mget(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let mut c = self.manager.clone();
+        let full: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+        redis::cmd("MGET").arg(&full).query_async(&mut c).await.map_err(unavailable)
+    }
+
     pub async fn getdel(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let mut c = self.manager.clone();
         c.get_del(self.key(key)).await.map_err(unavailable)

@@ -26,6 +26,13 @@ pub async fn get(db: &Db, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
     Ok(db.run(move |c| q::get(c, &key, i64::MIN)).await?)
 }
 
+pub async fn get_many(db: &Db, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+    let wanted = keys.to_vec();
+    let mut found: std::collections::HashMap<String, Vec<u8>> =
+        db.run(move |c| q::get_many(c, &wanted)).await?.into_iter().collect();
+    Ok(keys.iter().map(|k| found.remove(k)).collect())
+}
+
 pub async fn take(db: &Db, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
     let key = key.to_owned();
     Ok(db.run(move |c| q::take(c, &key, i64::MIN)).await?)

@@ -60,6 +60,14 @@ pub fn get(conn: &mut DbConnection, key: &str, now: i64) -> Result<Option<Vec<u8
         .optional()?)
 }
 
+/// The values of `keys` that exist, as (key, value), in one query.
+pub fn get_many(conn: &mut DbConnection, keys: &[String]) -> Result<Vec<(String, Vec<u8>)>, DbError> {
+    Ok(store_entries::table
+        .filter(store_entries::key.eq_any(keys))
+        .select((store_entries::key, store_entries::value))
+        .load(conn)?)
+}
+
 /// Removes `key` and returns its value if it had not expired, atomically: of
 /// any number of concurrent takes, one gets the value.
 pub fn take(conn: &mut DbConnection, key: &str, now: i64) -> Result<Option<Vec<u8>>, DbError> {
