@@ -256,45 +256,42 @@ async fn finish_second_factor(
 
 #[post("/login/mfa/code")]
 pub async fn mfa_code(req: HttpRequest, core: Data<Core>, form: Form<CodeForm>) -> HttpResponse {
-    if !browser::csrf_ok(&req, &core, &form.csrf) {
-        return pages::csrf_refused();
-    }
-    let next = browser::safe_next(Some(&form.next));
-    let (subject, user) = match subject_or_login(&req, &core, &next).await {
-        Ok(v) => v,
-        Err(res) => return res,
-    };
-    match core.totp_verify(&user.id, &form.code, &browser::context(&req)).await {
-        Ok(true) => {
-            finish_second_factor(&req, &core, &subject, &user, &next, &[latchkey_core::mfa::AMR_OTP], None).await
-        }
-        Ok(false) => {
-            let msg = "That code is not right, or was used already. Wait for the next one and try again.";
-            refused(&req, &core, &user, &next, false, CoreError::invalid("Code", msg)).await
-        }
-        Err(e) => refused(&req, &core, &user, &next, false, e).await,
-    }
+    code_step(&req, &core, &form, false).await
 }
 
 #[post("/login/mfa/recovery")]
 pub async fn mfa_recovery(req: HttpRequest, core: Data<Core>, form: Form<CodeForm>) -> HttpResponse {
-    if !browser::csrf_ok(&req, &core, &form.csrf) {
+    code_step(&req, &core, &form, true).await
+}
+
+/// A code typed at /login/mfa: one from the authenticator app, or a
+/// recovery code.
+async fn code_step(req: &HttpRequest, core: &Core, form: &CodeForm, recovery: bool) -> HttpResponse {
+    if !browser::csrf_ok(req, core, &form.csrf) {
         return pages::csrf_refused();
     }
     let next = browser::safe_next(Some(&form.next));
-    let (subject, user) = match subject_or_login(&req, &core, &next).await {
+    let (subject, user) = match subject_or_login(req, core, &next).await {
         Ok(v) => v,
         Err(res) => return res,
     };
-    match core.recovery_code_use(&user, &form.code, &browser::context(&req)).await {
-        Ok(true) => {
-            finish_second_factor(&req, &core, &subject, &user, &next, &[latchkey_core::mfa::AMR_OTP], None).await
+    let ctx = browser::context(req);
+    let checked = if recovery {
+        core.recovery_code_use(&user, &form.code, &ctx).await
+    } else {
+        core.totp_verify(&user.id, &form.code, &ctx).await
+    };
+    match checked {
+        Ok(true) => finish_second_factor(req, core, &subject, &user, &next, &[latchkey_core::mfa::AMR_OTP], None).await,
+        Ok(false) if recovery => {
+            let msg = "That recovery code is not right, or was used already.";
+            refused(req, core, &user, &next, false, CoreError::invalid("Recovery code", msg)).await
         }
         Ok(false) => {
-            let msg = "That recovery code is not right, or was used already.";
-            refused(&req, &core, &user, &next, false, CoreError::invalid("Recovery code", msg)).await
+            let msg = "That code is not right, or was used already. Wait for the next one and try again.";
+            refused(req, core, &user, &next, false, CoreError::invalid("Code", msg)).await
         }
-        Err(e) => refused(&req, &core, &user, &next, false, e).await,
+        Err(e) => refused(req, core, &user, &next, false, e).await,
     }
 }
 
