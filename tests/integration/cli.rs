@@ -238,10 +238,94 @@ fn unknown_client_ids_are_refused() {
 }
 
 #[test]
-fn unbuilt_commands_are_refused() {
+fn apikey_create_list_revoke() {
     let db = TestDb::new();
-    latchkey(&db, &["apikey", "create", "--name", "x", "--scope", "users:read"], None)
-        .fails_with("not available in this build yet");
+    let out = latchkey(
+        &db,
+        &[
+            "apikey",
+            "create",
+            "--name",
+            "Deploy bot",
+            "--scope",
+            "users:read",
+            "--scope",
+            "audit:read users:read",
+            "--json",
+        ],
+        None,
+    )
+    .ok()
+    .json();
+    let key = out["key"].as_str().expect("key").to_owned();
+    let prefix = out["prefix"].as_str().expect("prefix").to_owned();
+    assert!(key.starts_with(&format!("{prefix}_")) && key.len() == 59, "{key}");
+    assert_eq!(out["scopes"], serde_json::json!(["users:read", "audit:read"]));
+    assert!(out.get("key_hash").is_none());
+
+    let list = latchkey(&db, &["apikey", "list", "--json"], None).ok().json();
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    let text = serde_json::to_string(&list).expect("json");
+    assert!(!text.contains(&key[16..]), "the list never shows the key");
+    assert!(list[0]["revoked_at"].is_null());
+
+    latchkey(&db, &["apikey", "revoke", &prefix], None).ok();
+    let list = latchkey(&db, &["apikey", "list", "--json"], None).ok().json();
+    assert!(list[0]["revoked_at"].is_string());
+    latchkey(&db, &["apikey", "revoke", "lk_000000000000"], None).fails_with("no such API key");
+}
+
+#[test]
+fn apikey_create_refuses_bad_input() {
+    let db = TestDb::new();
+    latchkey(&db, &["apikey", "create", "--name", "x", "--scope", "root"], None)
+        .fails_with("scopes: \"root\" is not one of");
+    latchkey(&db, &["apikey", "create", "--name", "  ", "--scope", "users:read"], None)
+        .fails_with("name: the key needs a name");
+    latchkey(&db, &["apikey", "create", "--name", "x", "--scope", "users:read", "--expires", "2001-01-01"], None)
+        .fails_with("expires_at: must be in the future");
+    latchkey(&db, &["apikey", "create", "--name", "x", "--scope", "users:read", "--expires", "soon"], None)
+        .fails_with("--expires:");
+    let list = latchkey(&db, &["apikey", "list", "--json"], None).ok().json();
+    assert_eq!(list, serde_json::json!([]), "nothing was created");
+}
+
+#[test]
+fn groups_from_the_command_line() {
+    let db = TestDb::new();
+    latchkey(&db, &["user", "create", "--email", "ada@example.com"], None).ok();
+    let g = latchkey(&db, &["group", "create", "--name", "Ops", "--require-mfa", "--json"], None).ok().json();
+    assert_eq!(g["name"], "Ops");
+    assert_eq!(g["require_mfa"], true);
+    latchkey(&db, &["group", "create", "--name", "ops"], None).fails_with("a group named \"ops\" already exists");
+    latchkey(&db, &["group", "create", "--name", ""], None).fails_with("name: the group needs a name");
+
+    let m = latchkey(&db, &["group", "add-member", "Ops", "Ada@Example.com", "--json"], None).ok().json();
+    assert_eq!(m["changed"], true);
+    let m = latchkey(&db, &["group", "add-member", "ops", "ada@example.com", "--json"], None).ok().json();
+    assert_eq!(m["changed"], false, "already a member");
+    latchkey(&db, &["group", "add-member", "Ops", "nobody@example.com"], None).fails_with("no such user");
+    latchkey(&db, &["group", "add-member", "Nope", "ada@example.com"], None).fails_with("no such group: Nope");
+    let members = latchkey(&db, &["group", "members", "Ops", "--json"], None).ok().json();
+    assert_eq!(members[0]["email"], "ada@example.com");
+
+    let g =
+        latchkey(&db, &["group", "update", "Ops", "--name", "Operations", "--require-mfa", "false", "--json"], None)
+            .ok()
+            .json();
+    assert_eq!((g["name"].as_str(), g["require_mfa"].as_bool()), (Some("Operations"), Some(false)));
+    latchkey(&db, &["group", "update", "Operations"], None).fails_with("nothing to change");
+
+    latchkey(&db, &["group", "remove-member", "Operations", "ada@example.com"], None).ok();
+    let members = latchkey(&db, &["group", "members", "Operations", "--json"], None).ok().json();
+    assert_eq!(members, serde_json::json!([]));
+    latchkey(&db, &["group", "delete", "Operations"], None).ok();
+    assert_eq!(latchkey(&db, &["group", "list", "--json"], None).ok().json(), serde_json::json!([]));
+    let events = latchkey(&db, &["audit", "list", "--json"], None).ok().json();
+    let kinds: Vec<&str> = events.as_array().expect("list").iter().filter_map(|e| e["kind"].as_str()).collect();
+    for k in ["group.created", "group.member_added", "group.updated", "group.member_removed", "group.deleted"] {
+        assert!(kinds.contains(&k), "{k} in {kinds:?}");
+    }
 }
 
 #[test]

@@ -182,7 +182,10 @@ async fn a_policy_set_on_one_instance_applies_on_the_other_within_seconds() {
     let (a, b) = TestApp::two_instances().await;
     a.user(EMAIL, PW, true).await;
     Browser::new(&b).sign_in(EMAIL, PW).await; // b has read the policy: optional
-    a.core.set_mfa_policy(latchkey_core::mfa::MfaPolicy::Required).await.expect("policy");
+    a.core
+        .set_mfa_policy(latchkey_core::mfa::MfaPolicy::Required, &latchkey_core::audit::Actor::Cli)
+        .await
+        .expect("policy");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         let p = Browser::new(&b).submit("/login", "/login", &[("email", EMAIL), ("password", PW)]).await;
@@ -457,7 +460,10 @@ async fn proving_the_address_drops_factors_someone_else_set() {
 async fn policy_requires_set_up_before_anything_else_and_keeps_the_last_factor() {
     let app = TestApp::spawn().await;
     app.user(EMAIL, PW, true).await;
-    app.core.set_mfa_policy(latchkey_core::mfa::MfaPolicy::Required).await.expect("policy");
+    app.core
+        .set_mfa_policy(latchkey_core::mfa::MfaPolicy::Required, &latchkey_core::audit::Actor::Cli)
+        .await
+        .expect("policy");
     let (b, page) = first_factor(&app, EMAIL, None).await;
     assert!(page.contains("Add a second step"));
     assert!(
@@ -500,7 +506,10 @@ async fn policy_requires_set_up_before_anything_else_and_keeps_the_last_factor()
     let user = user_of(&app).await;
     assert!(app.core.factors(&user.id).await.expect("factors").totp);
     // Optional again: it can go (with a recent sign-in), and its codes with it.
-    app.core.set_mfa_policy(latchkey_core::mfa::MfaPolicy::Optional).await.expect("policy");
+    app.core
+        .set_mfa_policy(latchkey_core::mfa::MfaPolicy::Optional, &latchkey_core::audit::Actor::Cli)
+        .await
+        .expect("policy");
     let removed = b.post_raw("/account/totp/remove", &[("csrf", &account.csrf())]).await;
     assert_eq!(removed.status, 303);
     assert_eq!(app.core.factors(&user.id).await.expect("factors"), Default::default());
@@ -706,7 +715,10 @@ async fn sessions_from_before_a_required_policy_show_a_second_factor_first() {
     let app = TestApp::spawn().await;
     let b = signed_in(&app, EMAIL).await;
     let (secret, _) = enrol_totp(&app, &b).await;
-    app.core.set_mfa_policy(latchkey_core::mfa::MfaPolicy::Required).await.expect("policy");
+    app.core
+        .set_mfa_policy(latchkey_core::mfa::MfaPolicy::Required, &latchkey_core::audit::Actor::Cli)
+        .await
+        .expect("policy");
     let p = b.get("/account").await;
     assert_eq!((p.status, p.location.as_deref()), (303, Some("/login/mfa?next=/account")));
     let page = b.get("/login/mfa?next=/account").await;

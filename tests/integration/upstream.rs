@@ -313,7 +313,11 @@ async fn an_upstream_sign_in_waits_for_the_second_factor_here() {
     let b = Browser::new(&p.here);
     assert_eq!(sign_in_upstream(&p, &b).await.status, 303);
     // The account made here gets a security policy: MFA for everyone.
-    p.here.core.set_mfa_policy(latchkey_core::mfa::MfaPolicy::Required).await.expect("policy");
+    p.here
+        .core
+        .set_mfa_policy(latchkey_core::mfa::MfaPolicy::Required, &latchkey_core::audit::Actor::Cli)
+        .await
+        .expect("policy");
     let again = Browser::new(&p.here);
     let done = sign_in_upstream(&p, &again).await;
     let loc = done.location.clone().unwrap_or_default();

@@ -1,6 +1,8 @@
 //! User accounts: creation with the email and password rules, listing,
 //! disabling and deleting. Each change is audited in its own transaction.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use latchkey_db::users::{self as q, UserRow};
 use serde::Serialize;
@@ -138,6 +140,90 @@ pub async fn create_user(core: &Core, new: NewUser, actor: &Actor) -> Result<Use
     Ok(saved.into())
 }
 
+/// Users as the userinfo endpoint reads them, kept a few seconds in each
+/// instance so that a busy resource server does not cost a database read per
+/// request. Disabling or deleting an account still shows at once (every token
+/// check reads the user's revocation marker in the store), changes made by
+/// this instance are forgotten here at once, and changes made by another
+/// instance or the CLI show within [`UserCache::TTL`].
+#[derive(Default)]
+pub struct UserCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Arc<CachedUser>)>>,
+}
+
+impl std::fmt::Debug for UserCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UserCache")
+    }
+}
+
+impl UserCache {
+    pub const TTL: std::time::Duration = std::time::Duration::from_secs(5);
+    /// Beyond this many users the expired entries are dropped, and if that is
+    /// not enough, all of them: memory stays bounded whatever the traffic.
+    const CAPACITY: usize = 10_000;
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (std::time::Instant, Arc<CachedUser>)>> {
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<CachedUser>> {
+        let entries = self.lock();
+        entries.get(id).filter(|(at, _)| at.elapsed() < Self::TTL).map(|(_, u)| Arc::clone(u))
+    }
+
+    fn put(&self, user: Arc<CachedUser>) {
+        let mut entries = self.lock();
+        if entries.len() >= Self::CAPACITY {
+            entries.retain(|_, (at, _)| at.elapsed() < Self::TTL);
+            if entries.len() >= Self::CAPACITY {
+                entries.clear();
+            }
+        }
+        entries.insert(user.user.id.clone(), (std::time::Instant::now(), user));
+    }
+
+    /// Forgets a user this instance just changed.
+    pub fn forget(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    /// Forgets everyone (a group was renamed or deleted).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+}
+
+/// A user and the names of their groups, as claims show them.
+#[derive(Debug)]
+pub struct CachedUser {
+    pub user: User,
+    pub groups: Vec<String>,
+}
+
+/// The user with this id and their groups, from the instance's short cache
+/// when it is there.
+pub async fn cached_user(core: &Core, id: &str) -> Result<Option<Arc<CachedUser>>, CoreError> {
+    if let Some(user) = core.users.get(id) {
+        return Ok(Some(user));
+    }
+    let key = id.to_owned();
+    let found = core
+        .db
+        .run(move |conn| {
+            let Some(row) = q::find_by_id(conn, &key)? else { return Ok(None) };
+            let groups = latchkey_db::groups::groups_of(conn, &key)?;
+            Ok(Some((row, groups.into_iter().map(|g| g.name).collect())))
+        })
+        .await?;
+    let Some((row, groups)) = found else { return Ok(None) };
+    let user = Arc::new(CachedUser { user: User::from(row), groups });
+    core.users.put(Arc::clone(&user));
+    Ok(Some(user))
+}
+
 pub async fn list_users(core: &Core) -> Result<Vec<User>, CoreError> {
     Ok(core.db.run(q::list).await?.into_iter().map(User::from).collect())
 }
@@ -180,6 +266,7 @@ pub async fn set_disabled(core: &Core, email: &str, disabled: bool, actor: &Acto
         })
         .await
         .map_err(not_found("user"))?;
+    core.users.forget(&row.id);
     if disabled {
         // Revocation fans out: a disabled account keeps no session or token.
         core.end_other_sessions(&row.id, None).await?;
@@ -207,6 +294,7 @@ pub async fn delete_user(core: &Core, email: &str, actor: &Actor) -> Result<User
         })
         .await
         .map_err(not_found("user"))?;
+    core.users.forget(&row.id);
     core.end_other_sessions(&row.id, None).await?;
     core.revoke_all_user_tokens(&row.id).await?;
     Ok(row.into())
@@ -222,6 +310,37 @@ pub(crate) fn not_found(what: &'static str) -> impl Fn(latchkey_db::DbError) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn user(id: &str) -> Arc<CachedUser> {
+        Arc::new(CachedUser {
+            groups: vec![],
+            user: User {
+                id: id.into(),
+                email: format!("{id}@example.com"),
+                name: None,
+                email_verified: false,
+                disabled: false,
+                admin: false,
+                has_password: true,
+                created_at: Utc::now(),
+                updated_at: Utc::now(),
+            },
+        })
+    }
+
+    #[test]
+    fn the_user_cache_answers_until_forgotten_and_stays_bounded() {
+        let cache = UserCache::default();
+        assert!(cache.get("u1").is_none());
+        cache.put(user("u1"));
+        assert_eq!(cache.get("u1").map(|u| u.user.email.clone()).as_deref(), Some("u1@example.com"));
+        cache.forget("u1");
+        assert!(cache.get("u1").is_none(), "a forgotten user is read again");
+        for i in 0..UserCache::CAPACITY + 5 {
+            cache.put(user(&format!("n{i}")));
+        }
+        assert!(cache.lock().len() <= UserCache::CAPACITY, "never more than the capacity");
+    }
 
     #[test]
     fn emails_are_normalised_to_lower_case() {

@@ -18,14 +18,20 @@ pub enum Actor {
     User(String),
     /// Nobody signed in yet (sign-up, failed sign-in).
     Anonymous,
+    /// An admin, in the console or with an admin access token.
+    Admin(String),
+    /// An admin API key, by its visible prefix.
+    ApiKey(String),
 }
 
 impl Actor {
-    fn as_text(&self) -> String {
+    pub fn as_text(&self) -> String {
         match self {
             Actor::Cli => "cli".to_owned(),
             Actor::User(id) => format!("user:{id}"),
             Actor::Anonymous => "anonymous".to_owned(),
+            Actor::Admin(id) => format!("admin:{id}"),
+            Actor::ApiKey(prefix) => format!("apikey:{prefix}"),
         }
     }
 }

@@ -124,7 +124,7 @@ impl Core {
         ctx: &RequestContext,
     ) -> Result<AfterFirstFactor, CoreError> {
         let factors = self.factors(&user.id).await?;
-        if factors.any() || self.mfa_policy().await? == crate::mfa::MfaPolicy::Required {
+        if factors.any() || self.mfa_required_for(&user.id).await? {
             let token = self.start_pending(&user.id, vec![method.to_owned()], !factors.any()).await?;
             self.audit(
                 event_ctx(Event::new("login.first_factor", &Actor::User(user.id.clone())), ctx)
@@ -384,6 +384,7 @@ impl Core {
             })
             .await?;
         let Some((row, first_proof)) = row else { return Ok(VerifyOutcome::Invalid) };
+        self.users.forget(&row.id);
         let dropped = drop_password && first_proof;
         let ended = if dropped {
             // No pre-registered account survives its real owner: its
@@ -677,11 +678,7 @@ impl OwnedEvent {
         OwnedEvent {
             kind: e.kind.to_owned(),
             outcome: e.outcome.to_owned(),
-            actor: match e.actor {
-                Actor::Cli => "cli".to_owned(),
-                Actor::User(id) => format!("user:{id}"),
-                Actor::Anonymous => "anonymous".to_owned(),
-            },
+            actor: e.actor.as_text(),
             user_id: e.user_id.map(str::to_owned),
             user_email: e.user_email.map(str::to_owned),
             client_addr: e.client_addr.map(str::to_owned),
@@ -693,6 +690,8 @@ impl OwnedEvent {
     fn actor(&self) -> Actor {
         match self.actor.split_once(':') {
             Some(("user", id)) => Actor::User(id.to_owned()),
+            Some(("admin", id)) => Actor::Admin(id.to_owned()),
+            Some(("apikey", prefix)) => Actor::ApiKey(prefix.to_owned()),
             _ if self.actor == "cli" => Actor::Cli,
             _ => Actor::Anonymous,
         }

@@ -32,6 +32,8 @@ pub struct Client {
     pub grant_types: Vec<String>,
     pub signing_alg: String,
     pub require_mfa: bool,
+    /// May ask for the `latchkey:admin` scope (the admin API).
+    pub admin: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -49,6 +51,7 @@ impl From<ClientRow> for Client {
             grant_types: serde_json::from_str(&r.grant_types).unwrap_or_default(),
             signing_alg: r.signing_alg,
             require_mfa: r.require_mfa,
+            admin: r.admin,
             created_at: r.created_at.and_utc(),
             updated_at: r.updated_at.and_utc(),
         }
@@ -68,6 +71,9 @@ pub struct NewClient {
     pub grants: Vec<String>,
     pub signing_alg: Option<String>,
     pub require_mfa: bool,
+    /// May ask for `latchkey:admin`; only a confidential client with the
+    /// authorization_code grant can be one.
+    pub admin: bool,
 }
 
 /// A new client and, for a confidential one, its secret (shown once).
@@ -170,6 +176,9 @@ pub async fn create_client(core: &Core, new: NewClient, actor: &Actor) -> Result
         Some(u) => Some(check_uris("--backchannel-logout-uri", std::slice::from_ref(u))?.remove(0)),
         None => None,
     };
+    if new.admin && (new.public || !grants.iter().any(|g| g == GRANT_AUTHORIZATION_CODE)) {
+        return Err(CoreError::invalid("--admin", "an admin client must be confidential and use authorization_code"));
+    }
     let signing_alg = new.signing_alg.unwrap_or_else(|| "RS256".to_owned());
     if !["RS256", "ES256", "EdDSA"].contains(&signing_alg.as_str()) {
         return Err(CoreError::invalid("--signing-alg", format!("{signing_alg:?} is not one of RS256, ES256, EdDSA")));
@@ -192,6 +201,7 @@ pub async fn create_client(core: &Core, new: NewClient, actor: &Actor) -> Result
         require_mfa: new.require_mfa,
         created_at: now,
         updated_at: now,
+        admin: new.admin,
     };
     let actor = actor.clone();
     let saved = row.clone();

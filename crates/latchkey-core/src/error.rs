@@ -17,6 +17,9 @@ pub enum CoreError {
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(String),
+    /// The caller is known but may not do this (403).
+    #[error("{0}")]
+    Forbidden(String),
     /// A feature the request asks for is not built yet.
     #[error("{0}")]
     NotBuilt(String),

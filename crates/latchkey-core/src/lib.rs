@@ -3,12 +3,14 @@
 //! command; nothing here is global.
 
 pub mod accounts;
+pub mod apikeys;
 pub mod audit;
 pub mod auth;
 pub mod background;
 pub mod clients;
 pub mod clock;
 pub mod error;
+pub mod groups;
 pub mod keys;
 pub mod magic;
 pub mod mail;
@@ -66,6 +68,8 @@ pub struct Core {
     pub deliveries_wakeup: Arc<tokio::sync::Notify>,
     /// Upstream providers' discovery documents and keys.
     pub upstream_metadata: Arc<upstream::MetadataCache>,
+    /// Users as userinfo reads them, kept a few seconds.
+    pub users: Arc<accounts::UserCache>,
     /// The global MFA policy, read again every few seconds.
     pub policy: Arc<mfa::PolicyCache>,
     /// The WebAuthn relying party (none when the public URL is an IP).
@@ -151,6 +155,7 @@ impl Core {
         };
         Ok(Core {
             policy: Arc::new(mfa::PolicyCache::default()),
+            users: Arc::new(accounts::UserCache::default()),
             webauthn,
             password_policy: PasswordPolicy::from_settings(&settings.passwords),
             settings: Arc::new(settings),

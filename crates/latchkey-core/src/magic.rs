@@ -191,6 +191,7 @@ impl Core {
             Some((row, _)) if row.disabled => Ok(None),
             Some((row, first_proof)) => {
                 if first_proof {
+                    self.users.forget(&row.id);
                     // No pre-registered account survives its real owner.
                     let ended = self.end_other_sessions(&row.id, None).await?.len();
                     self.revoke_all_user_tokens(&row.id).await?;

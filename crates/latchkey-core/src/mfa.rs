@@ -263,12 +263,11 @@ impl Core {
     }
 
     /// Sets the global MFA policy (`latchkey policy set --mfa`).
-    pub async fn set_mfa_policy(&self, policy: MfaPolicy) -> Result<(), CoreError> {
+    pub async fn set_mfa_policy(&self, policy: MfaPolicy, actor: &Actor) -> Result<(), CoreError> {
         let now = self.clock.now_naive();
         self.db.run(move |conn| q::policy_set(conn, "mfa", policy.as_str(), now)).await?;
         *self.policy.current.write().await = Some((Instant::now(), policy));
-        self.audit(Event::new("policy.changed", &Actor::Cli).detail(serde_json::json!({ "mfa": policy.as_str() })))
-            .await;
+        self.audit(Event::new("policy.changed", actor).detail(serde_json::json!({ "mfa": policy.as_str() }))).await;
         Ok(())
     }
 
@@ -294,7 +293,7 @@ impl Core {
 
     /// Whether this user must show a second factor after a first one.
     pub async fn second_factor_needed(&self, user_id: &str) -> Result<bool, CoreError> {
-        Ok(self.factors(user_id).await?.any() || self.mfa_policy().await? == MfaPolicy::Required)
+        Ok(self.factors(user_id).await?.any() || self.mfa_required_for(user_id).await?)
     }
 
     // --- The sign-in that waits ----------------------------------------------
@@ -654,7 +653,7 @@ impl Core {
             return Err(CoreError::ReauthenticationRequired);
         }
         let f = self.factors(&user.id).await?;
-        if removing(&f) && self.mfa_policy().await? == MfaPolicy::Required {
+        if removing(&f) && self.mfa_required_for(&user.id).await? {
             let left = usize::from(f.totp) + f.security_keys + f.passkeys;
             if left <= 1 {
                 return Err(CoreError::Conflict(

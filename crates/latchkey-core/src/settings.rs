@@ -133,6 +133,7 @@ struct RawLimits {
     magic_link_mails_per_account_per_hour: Option<u64>,
     magic_link_requests_per_address_per_hour: Option<u64>,
     authorization_requests_per_address_per_minute: Option<u64>,
+    admin_api_requests_per_key_per_minute: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -295,6 +296,8 @@ pub struct Limits {
     pub magic_link_requests_per_address_per_hour: u64,
     /// New authorization requests (each kept a while in the store).
     pub authorization_requests_per_address_per_minute: u64,
+    /// Admin API requests per API key (or admin token) per minute.
+    pub admin_api_requests_per_key_per_minute: u64,
 }
 
 /// Where short-lived state lives: Redis when `url` is set, else the SQL
@@ -804,6 +807,11 @@ fn validate_limits(raw: RawLimits) -> Result<Limits, ConfigError> {
             "limits.authorization_requests_per_address_per_minute",
             raw.authorization_requests_per_address_per_minute,
             300,
+        )?,
+        admin_api_requests_per_key_per_minute: limit(
+            "limits.admin_api_requests_per_key_per_minute",
+            raw.admin_api_requests_per_key_per_minute,
+            600,
         )?,
     })
 }

@@ -14,7 +14,8 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 pub use connection::{Backend, DbConnection, DbTarget, PoolOptions};
 pub use error::DbError;
 pub use queries::{
-    audit, clients, consents, deliveries, identities, mail_outbox, mfa, refresh_tokens, signing_keys, store, users,
+    api_keys, audit, clients, consents, deliveries, groups, identities, mail_outbox, mfa, refresh_tokens, signing_keys,
+    store, users,
 };
 
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");

@@ -31,6 +31,7 @@ diesel::table! {
         require_mfa -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        admin -> Bool,
     }
 }
 
@@ -86,7 +87,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     token_families,
     refresh_tokens,
     deliveries,
-    identities
+    identities,
+    user_groups,
+    group_members,
+    api_keys
 );
 
 diesel::table! {
@@ -219,5 +223,42 @@ diesel::table! {
         name -> Text,
         value -> Text,
         updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    user_groups (id) {
+        id -> Text,
+        name -> Text,
+        name_normalized -> Text,
+        require_mfa -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    group_members (group_id, user_id) {
+        group_id -> Text,
+        user_id -> Text,
+        added_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(group_members -> user_groups (group_id));
+diesel::joinable!(group_members -> users (user_id));
+
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        name -> Text,
+        prefix -> Text,
+        key_hash -> Text,
+        scopes -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
     }
 }

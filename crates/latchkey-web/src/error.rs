@@ -40,6 +40,7 @@ impl ResponseError for ApiError {
             CoreError::NotFound(_) => StatusCode::NOT_FOUND,
             CoreError::Conflict(_) => StatusCode::CONFLICT,
             CoreError::NotBuilt(_) => StatusCode::NOT_IMPLEMENTED,
+            CoreError::Forbidden(_) => StatusCode::FORBIDDEN,
             CoreError::Busy | CoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             CoreError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             CoreError::ReauthenticationRequired => StatusCode::UNAUTHORIZED,

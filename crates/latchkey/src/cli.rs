@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 /// Latchkey, an OpenID Connect identity provider.
 #[derive(Debug, Parser)]
@@ -42,15 +42,98 @@ pub enum Command {
     /// Global policy: MFA for every account. Running servers apply it within 5 seconds.
     #[command(subcommand)]
     Policy(PolicyCommand),
-    /// API keys for the admin API (not available in this build yet).
-    Apikey(Unbuilt),
+    /// API keys for the admin API.
+    #[command(subcommand)]
+    Apikey(ApikeyCommand),
+    /// Groups of users, and the groups that require MFA.
+    #[command(subcommand)]
+    Group(GroupCommand),
 }
 
-/// A command whose feature is not built yet: refused whatever it is given.
-#[derive(Debug, Args)]
-pub struct Unbuilt {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub args: Vec<String>,
+#[derive(Debug, Subcommand)]
+pub enum ApikeyCommand {
+    /// Create an API key. Prints the key once; only its hash is kept.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// users:read, users:write, clients:read, clients:write, groups:read,
+        /// groups:write, policy:read, policy:write, audit:read, keys:read,
+        /// keys:write, apikeys:write; repeat or separate with spaces.
+        #[arg(long = "scope", value_name = "SCOPE", num_args = 1.., required = true)]
+        scopes: Vec<String>,
+        /// When the key stops working (RFC 3339 time or YYYY-MM-DD); default: never.
+        #[arg(long, value_name = "TIME")]
+        expires: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List API keys (never the keys themselves).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an API key by its id or prefix; it stops working at once.
+    Revoke {
+        key: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// Create a group.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Members must use a second factor.
+        #[arg(long)]
+        require_mfa: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List groups.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rename a group or change its MFA requirement (GROUP: id or name).
+    Update {
+        group: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// true or false.
+        #[arg(long, value_name = "true|false")]
+        require_mfa: Option<bool>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a group (its members stay; only the membership goes).
+    Delete {
+        group: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a user (by email) to a group.
+    AddMember {
+        group: String,
+        email: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a user (by email) from a group.
+    RemoveMember {
+        group: String,
+        email: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a group's members.
+    Members {
+        group: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +209,9 @@ pub enum ClientCommand {
         /// Require MFA for sign-ins to this client.
         #[arg(long)]
         require_mfa: bool,
+        /// An admin client: may ask for the latchkey:admin scope (the admin API).
+        #[arg(long)]
+        admin: bool,
         #[arg(long)]
         json: bool,
     },

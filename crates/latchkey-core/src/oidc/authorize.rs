@@ -439,7 +439,7 @@ impl Core {
         }
         // The level the app, its registration or the policy asks for.
         let mut wanted = flow.acr.clone().unwrap_or_else(|| "1fa".to_owned());
-        if (client.require_mfa || self.mfa_policy().await? == crate::mfa::MfaPolicy::Required) && wanted == "1fa" {
+        if wanted == "1fa" && (client.require_mfa || self.mfa_required_for(&r.user_id).await?) {
             wanted = "mfa".to_owned();
         }
         if !crate::mfa::acr_satisfies(crate::mfa::acr_for(&r.amr), &wanted) {
@@ -538,6 +538,7 @@ mod tests {
             grant_types: vec!["authorization_code".into()],
             signing_alg: "RS256".into(),
             require_mfa: false,
+            admin: false,
             created_at: now,
             updated_at: now,
         }

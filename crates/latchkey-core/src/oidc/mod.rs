@@ -35,9 +35,12 @@ pub const SCOPE_OPENID: &str = "openid";
 pub const SCOPE_PROFILE: &str = "profile";
 pub const SCOPE_EMAIL: &str = "email";
 pub const SCOPE_OFFLINE_ACCESS: &str = "offline_access";
+pub const SCOPE_GROUPS: &str = "groups";
+/// The admin API's scope: only admin-flagged clients may ask for it.
+pub const SCOPE_ADMIN: &str = "latchkey:admin";
 /// The scopes this build grants; others in a request are left out of the
 /// grant (RFC 6749 §3.3), and the token response says what was granted.
-pub const SUPPORTED_SCOPES: &[&str] = &[SCOPE_OPENID, SCOPE_PROFILE, SCOPE_EMAIL, SCOPE_OFFLINE_ACCESS];
+pub const SUPPORTED_SCOPES: &[&str] = &[SCOPE_OPENID, SCOPE_PROFILE, SCOPE_EMAIL, SCOPE_OFFLINE_ACCESS, SCOPE_GROUPS];
 /// The claims a token or userinfo may carry.
 pub const SUPPORTED_CLAIMS: &[&str] = &[
     "sub",
@@ -168,6 +171,7 @@ pub fn describe_scope(scope: &str) -> Option<&'static str> {
         SCOPE_PROFILE => "See your name",
         SCOPE_EMAIL => "See your email address and whether it is confirmed",
         SCOPE_OFFLINE_ACCESS => "Stay connected to your account when you are not using it",
+        SCOPE_GROUPS => "See which groups you belong to",
         _ => return None,
     })
 }

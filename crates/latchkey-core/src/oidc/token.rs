@@ -38,6 +38,9 @@ use crate::tokens::{constant_time_eq, random_id, sha256};
 pub struct SessionClaims {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// The user's groups, for clients granted the `groups` scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
 }
 impl AdditionalClaims for SessionClaims {}
 
@@ -384,7 +387,11 @@ impl Core {
             body["scope"] = json!(scope);
         }
         if let (Some(user), true) = (i.user, i.scopes.iter().any(|s| s == SCOPE_OPENID)) {
-            let id_token = self.id_token(&i, user, &key, &AccessToken::new(access_token))?;
+            let groups = match i.scopes.iter().any(|s| s == super::SCOPE_GROUPS) {
+                true => Some(self.groups_of(&user.id).await?.into_iter().map(|g| g.name).collect()),
+                false => None,
+            };
+            let id_token = self.id_token(&i, user, groups, &key, &AccessToken::new(access_token))?;
             body["id_token"] = json!(id_token);
         }
         if let Some(r) = i.refresh_token {
@@ -397,6 +404,7 @@ impl Core {
         &self,
         i: &Issue<'_>,
         user: &User,
+        groups: Option<Vec<String>>,
         key: &crate::signing::SigningKey,
         access_token: &AccessToken,
     ) -> Result<String, CoreError> {
@@ -424,7 +432,7 @@ impl Core {
             exp,
             now,
             standard,
-            SessionClaims { sid: i.sid.map(str::to_owned) },
+            SessionClaims { sid: i.sid.map(str::to_owned), groups },
         )
         .set_auth_time(i.auth_time)
         .set_nonce(i.nonce.map(|n| Nonce::new(n.to_owned())))

@@ -11,7 +11,6 @@ use super::refresh::{jti_revoked_key, sid_revoked_key, user_revoked_key};
 use super::token::grant_revoked_key;
 use super::{SCOPE_OPENID, user_claims};
 use crate::Core;
-use crate::accounts::User;
 use crate::error::CoreError;
 
 /// Why a bearer token was refused (RFC 6750 §3.1).
@@ -114,11 +113,14 @@ impl Core {
         if !claims.scopes.iter().any(|s| s == SCOPE_OPENID) {
             return Ok(Err(BearerRefusal::InsufficientScope));
         }
-        let id = claims.subject.clone();
-        let user = self.db.run(move |conn| latchkey_db::users::find_by_id(conn, &id)).await?;
-        let Some(user) = user.filter(|u| !u.disabled).map(User::from) else {
+        let user = crate::accounts::cached_user(self, &claims.subject).await?;
+        let Some(user) = user.filter(|u| !u.user.disabled) else {
             return Ok(Err(BearerRefusal::InvalidToken("the user's account is no longer active")));
         };
-        Ok(Ok(Value::Object(user_claims(&user, &claims.scopes))))
+        let mut out = user_claims(&user.user, &claims.scopes);
+        if claims.scopes.iter().any(|s| s == super::SCOPE_GROUPS) {
+            out.insert("groups".into(), serde_json::json!(user.groups));
+        }
+        Ok(Ok(Value::Object(out)))
     }
 }

@@ -49,3 +49,45 @@ pub fn list(
 pub fn purge_before(conn: &mut DbConnection, before: NaiveDateTime) -> Result<usize, DbError> {
     Ok(diesel::delete(audit_events::table.filter(audit_events::at.lt(before))).execute(conn)?)
 }
+
+/// What the admin console and API filter the audit log by.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    pub user_id: Option<String>,
+    pub kind: Option<String>,
+    pub since: Option<NaiveDateTime>,
+    pub until: Option<NaiveDateTime>,
+}
+
+/// Events newest first, `limit` of them from `offset`, and how many match.
+pub fn page(
+    conn: &mut DbConnection,
+    filter: &AuditFilter,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<AuditRow>, i64), DbError> {
+    let filtered = || {
+        let mut q = audit_events::table.into_boxed();
+        if let Some(u) = &filter.user_id {
+            q = q.filter(audit_events::user_id.eq(u.clone()));
+        }
+        if let Some(k) = &filter.kind {
+            q = q.filter(audit_events::kind.eq(k.clone()));
+        }
+        if let Some(t) = filter.since {
+            q = q.filter(audit_events::at.ge(t));
+        }
+        if let Some(t) = filter.until {
+            q = q.filter(audit_events::at.lt(t));
+        }
+        q
+    };
+    let total = filtered().count().get_result(conn)?;
+    let rows = filtered()
+        .order((audit_events::at.desc(), audit_events::id.desc()))
+        .offset(offset)
+        .limit(limit)
+        .select(AuditRow::as_select())
+        .load(conn)?;
+    Ok((rows, total))
+}

@@ -21,6 +21,8 @@ pub struct ClientRow {
     pub require_mfa: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// May ask for the `latchkey:admin` scope.
+    pub admin: bool,
 }
 
 pub fn insert(conn: &mut DbConnection, row: &ClientRow) -> Result<(), DbError> {
@@ -48,6 +50,26 @@ pub fn delete(conn: &mut DbConnection, id: &str) -> Result<bool, DbError> {
 pub fn set_secret_hash(conn: &mut DbConnection, id: &str, hash: &str, now: NaiveDateTime) -> Result<bool, DbError> {
     let n = diesel::update(clients::table.find(id))
         .set((clients::secret_hash.eq(hash), clients::updated_at.eq(now)))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Writes every editable column of the client (not its id, secret or
+/// creation time); returns false when no such client exists.
+pub fn update(conn: &mut DbConnection, row: &ClientRow) -> Result<bool, DbError> {
+    let n = diesel::update(clients::table.find(&row.id))
+        .set((
+            clients::name.eq(&row.name),
+            clients::redirect_uris.eq(&row.redirect_uris),
+            clients::post_logout_redirect_uris.eq(&row.post_logout_redirect_uris),
+            clients::backchannel_logout_uri.eq(&row.backchannel_logout_uri),
+            clients::first_party.eq(row.first_party),
+            clients::grant_types.eq(&row.grant_types),
+            clients::signing_alg.eq(&row.signing_alg),
+            clients::require_mfa.eq(row.require_mfa),
+            clients::admin.eq(row.admin),
+            clients::updated_at.eq(row.updated_at),
+        ))
         .execute(conn)?;
     Ok(n == 1)
 }

@@ -11,10 +11,12 @@ macro_rules! on_backend {
     };
 }
 
+pub mod api_keys;
 pub mod audit;
 pub mod clients;
 pub mod consents;
 pub mod deliveries;
+pub mod groups;
 pub mod identities;
 pub mod mail_outbox;
 pub mod mfa;

@@ -94,3 +94,52 @@ pub fn set_email_verified(conn: &mut DbConnection, id: &str, now: NaiveDateTime)
 pub fn delete(conn: &mut DbConnection, id: &str) -> Result<bool, DbError> {
     Ok(diesel::delete(users::table.find(id)).execute(conn)? == 1)
 }
+
+/// Users whose email or name contains `query` (any case), by email, `limit`
+/// of them from `offset`, and how many match.
+pub fn search(
+    conn: &mut DbConnection,
+    query: Option<&str>,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<UserRow>, i64), DbError> {
+    let pattern = query.map(|q| {
+        let escaped = q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        format!("%{escaped}%")
+    });
+    let filtered = || {
+        let mut q = users::table.into_boxed();
+        if let Some(p) = &pattern {
+            q = q.filter(
+                users::email_normalized.like(p.clone()).escape('\\').or(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                    "LOWER(COALESCE(name, '')) LIKE ",
+                )
+                .bind::<diesel::sql_types::Text, _>(p.clone())
+                .sql(" ESCAPE '\\'")),
+            );
+        }
+        q
+    };
+    let total = filtered().count().get_result(conn)?;
+    let rows = filtered()
+        .order((users::email_normalized.asc(), users::id.asc()))
+        .offset(offset)
+        .limit(limit)
+        .select(UserRow::as_select())
+        .load(conn)?;
+    Ok((rows, total))
+}
+
+/// Sets the admin flag; false when no such user exists.
+pub fn set_admin(conn: &mut DbConnection, id: &str, admin: bool, now: NaiveDateTime) -> Result<bool, DbError> {
+    let n =
+        diesel::update(users::table.find(id)).set((users::admin.eq(admin), users::updated_at.eq(now))).execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Sets the display name; false when no such user exists.
+pub fn set_name(conn: &mut DbConnection, id: &str, name: Option<&str>, now: NaiveDateTime) -> Result<bool, DbError> {
+    let n =
+        diesel::update(users::table.find(id)).set((users::name.eq(name), users::updated_at.eq(now))).execute(conn)?;
+    Ok(n == 1)
+}

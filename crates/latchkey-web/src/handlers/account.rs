@@ -36,7 +36,7 @@ pub(crate) async fn signed_in(req: &HttpRequest, core: &Core) -> Result<(Session
         Ok(Some(user)) => {
             // Policy requires MFA and this session never showed a second
             // factor (it began before the policy did): that comes first.
-            let required = matches!(core.mfa_policy().await, Ok(latchkey_core::mfa::MfaPolicy::Required));
+            let required = matches!(core.mfa_required_for(&user.id).await, Ok(true));
             if required && latchkey_core::mfa::acr_for(&session.record.amr) == "1fa" {
                 return Err(see_other(HttpResponse::build(StatusCode::SEE_OTHER), "/login/mfa?next=/account"));
             }
@@ -96,7 +96,7 @@ pub(crate) async fn account_page(
         Ok(k) => k,
         Err(e) => return pages::error_page(&e),
     };
-    let mfa_required = matches!(core.mfa_policy().await, Ok(latchkey_core::mfa::MfaPolicy::Required));
+    let mfa_required = matches!(core.mfa_required_for(&user.id).await, Ok(true));
     let display = |key: &str| core.provider(key).map(|p| p.display_name.clone()).unwrap_or_else(|| key.to_owned());
     let identities: Vec<IdentityView> = linked
         .iter()

@@ -10,7 +10,10 @@ use latchkey_core::{Core, CoreError};
 use serde::Serialize;
 
 use super::ensure_migrated;
-use crate::cli::{AuditCommand, ClientCommand, Command, KeysCommand, PolicyCommand, SecretsCommand, UserCommand};
+use crate::cli::{
+    ApikeyCommand, AuditCommand, ClientCommand, Command, GroupCommand, KeysCommand, PolicyCommand, SecretsCommand,
+    UserCommand,
+};
 
 pub async fn run(core: &Core, command: Command) -> Result<(), String> {
     if let Command::Migrate { json } = command {
@@ -116,7 +119,7 @@ pub async fn run(core: &Core, command: Command) -> Result<(), String> {
             let Some(policy) = latchkey_core::mfa::MfaPolicy::parse(&mfa) else {
                 return Err(format!("--mfa: expected optional or required, not {mfa:?}"));
             };
-            core.set_mfa_policy(policy).await.map_err(err)?;
+            core.set_mfa_policy(policy, &actor).await.map_err(err)?;
             print(json, &serde_json::json!({ "mfa": policy.as_str() }), || match policy {
                 latchkey_core::mfa::MfaPolicy::Required => {
                     "MFA is required: users without a second factor set one up at their next sign-in.".to_owned()
@@ -124,9 +127,9 @@ pub async fn run(core: &Core, command: Command) -> Result<(), String> {
                 latchkey_core::mfa::MfaPolicy::Optional => "MFA is optional: each user chooses.".to_owned(),
             })
         }
-        Command::Serve | Command::Migrate { .. } | Command::Apikey(_) => {
-            Err("internal: command routed to the wrong place".into())
-        }
+        Command::Apikey(cmd) => apikey(core, cmd, &actor).await,
+        Command::Group(cmd) => group(core, cmd, &actor).await,
+        Command::Serve | Command::Migrate { .. } => Err("internal: command routed to the wrong place".into()),
     }
 }
 
@@ -175,6 +178,7 @@ async fn client(core: &Core, cmd: ClientCommand, actor: &Actor) -> Result<(), St
             grants,
             signing_alg,
             require_mfa,
+            admin,
             json,
         } => {
             let created = clients::create_client(
@@ -189,6 +193,7 @@ async fn client(core: &Core, cmd: ClientCommand, actor: &Actor) -> Result<(), St
                     grants,
                     signing_alg,
                     require_mfa,
+                    admin,
                 },
                 actor,
             )
@@ -233,6 +238,131 @@ fn read_password() -> Result<String, String> {
         return Err("--password-stdin: no password on standard input".into());
     }
     Ok(line)
+}
+
+async fn apikey(core: &Core, cmd: ApikeyCommand, actor: &Actor) -> Result<(), String> {
+    match cmd {
+        ApikeyCommand::Create { name, scopes, expires, json } => {
+            let expires = expires.as_deref().map(|t| parse_time(t).map_err(|e| e.replace("--since", "--expires")));
+            let created = core.create_api_key(&name, &scopes, expires.transpose()?, None, actor).await.map_err(err)?;
+            print(json, &created, || {
+                format!(
+                    "Created API key {:?} ({}) with {}\nkey: {}\n(shown once: store it now)",
+                    created.api_key.name,
+                    created.api_key.prefix,
+                    created.api_key.scopes.join(" "),
+                    created.key
+                )
+            })
+        }
+        ApikeyCommand::List { json } => {
+            let keys = core.list_api_keys().await.map_err(err)?;
+            print(json, &keys, || {
+                if keys.is_empty() {
+                    return "No API keys.".to_owned();
+                }
+                let mut out =
+                    format!("{:<15}  {:<24}  {:<8}  {:<20}  {}", "PREFIX", "NAME", "STATE", "LAST USED", "SCOPES");
+                let now = core.clock.now();
+                for k in &keys {
+                    let state = if k.revoked_at.is_some() {
+                        "revoked"
+                    } else if k.expires_at.is_some_and(|t| t <= now) {
+                        "expired"
+                    } else {
+                        "active"
+                    };
+                    let used = k.last_used_at.map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or("never".into());
+                    out.push_str(&format!(
+                        "\n{:<15}  {:<24}  {:<8}  {:<20}  {}",
+                        k.prefix,
+                        k.name,
+                        state,
+                        used,
+                        k.scopes.join(" ")
+                    ));
+                }
+                out
+            })
+        }
+        ApikeyCommand::Revoke { key, json } => {
+            let revoked = core.revoke_api_key(&key, actor).await.map_err(err)?;
+            print(json, &revoked, || format!("Revoked API key {} ({:?})", revoked.prefix, revoked.name))
+        }
+    }
+}
+
+async fn find_group(core: &Core, key: &str) -> Result<latchkey_core::groups::Group, String> {
+    core.find_group_by_id_or_name(key).await.map_err(err)?.ok_or_else(|| format!("no such group: {key}"))
+}
+
+async fn find_user(core: &Core, email: &str) -> Result<User, String> {
+    accounts::find_by_email(core, email).await.map_err(err)?.ok_or_else(|| "no such user".to_owned())
+}
+
+async fn group(core: &Core, cmd: GroupCommand, actor: &Actor) -> Result<(), String> {
+    match cmd {
+        GroupCommand::Create { name, require_mfa, json } => {
+            let g = core.create_group(&name, require_mfa, actor).await.map_err(err)?;
+            print(json, &g, || format!("Created group {:?} ({})", g.name, g.id))
+        }
+        GroupCommand::List { json } => {
+            let (groups, _) = core.list_groups(0, i64::MAX).await.map_err(err)?;
+            print(json, &groups, || {
+                if groups.is_empty() {
+                    return "No groups.".to_owned();
+                }
+                let mut out = format!("{:<36}  {:<32}  {}", "ID", "NAME", "MFA");
+                for g in &groups {
+                    out.push_str(&format!(
+                        "\n{:<36}  {:<32}  {}",
+                        g.id,
+                        g.name,
+                        if g.require_mfa { "required" } else { "optional" }
+                    ));
+                }
+                out
+            })
+        }
+        GroupCommand::Update { group, name, require_mfa, json } => {
+            if name.is_none() && require_mfa.is_none() {
+                return Err("nothing to change: give --name or --require-mfa".into());
+            }
+            let g = find_group(core, &group).await?;
+            let g = core.update_group(&g.id, name.as_deref(), require_mfa, actor).await.map_err(err)?;
+            print(json, &g, || {
+                format!("Group {:?}: MFA {}", g.name, if g.require_mfa { "required" } else { "optional" })
+            })
+        }
+        GroupCommand::Delete { group, json } => {
+            let g = find_group(core, &group).await?;
+            core.delete_group(&g.id, actor).await.map_err(err)?;
+            print(json, &serde_json::json!({ "id": g.id, "deleted": true }), || format!("Deleted group {:?}", g.name))
+        }
+        GroupCommand::AddMember { group, email, json } => member(core, &group, &email, true, json, actor).await,
+        GroupCommand::RemoveMember { group, email, json } => member(core, &group, &email, false, json, actor).await,
+        GroupCommand::Members { group, json } => {
+            let g = find_group(core, &group).await?;
+            let members = core.group_members(&g.id).await.map_err(err)?;
+            print(json, &members, || user_table(&members))
+        }
+    }
+}
+
+async fn member(core: &Core, group: &str, email: &str, add: bool, json: bool, actor: &Actor) -> Result<(), String> {
+    let g = find_group(core, group).await?;
+    let u = find_user(core, email).await?;
+    let changed = core.set_group_member(&g.id, &u.id, add, actor).await.map_err(err)?;
+    print(
+        json,
+        &serde_json::json!({ "group_id": g.id, "user_id": u.id, "member": add, "changed": changed }),
+        || match (add, changed) {
+            (true, true) => format!("Added {} to {:?}", u.email, g.name),
+            (true, false) => format!("{} is already in {:?}", u.email, g.name),
+            (false, true) => format!("Removed {} from {:?}", u.email, g.name),
+            (false, false) => format!("{} is not in {:?}", u.email, g.name),
+        },
+    )
 }
 
 fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {

@@ -15,7 +15,6 @@ pub async fn run(cli: Cli) -> Result<(), String> {
     let mut settings = Settings::load(file.as_deref(), std::env::vars()).map_err(|e| e.to_string())?;
     match cli.command {
         Command::Serve => serve::serve(settings).await,
-        Command::Apikey(_) => Err(unbuilt("apikey", "API keys for the admin API")),
         other => {
             crate::logging::init_quiet();
             // A one-shot command keeps no idle connection that could still be
@@ -25,10 +24,6 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             admin::run(&core, other).await
         }
     }
-}
-
-fn unbuilt(command: &str, what: &str) -> String {
-    format!("`{command}` is not available in this build yet ({what})")
 }
 
 pub fn build_core(settings: Settings) -> Result<Core, String> {
