@@ -3,6 +3,7 @@
 //! set), talking to the real app over HTTP or to the real `latchkey` binary.
 
 mod accounts;
+mod admin_api;
 mod backchannel;
 mod cli;
 mod config;

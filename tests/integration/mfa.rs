@@ -549,10 +549,12 @@ async fn code_with_step_up(
         ("response_type", "code"),
         ("client_id", client.client_id.as_str()),
         ("redirect_uri", REDIRECT_URI),
-        ("scope", "openid"),
         ("code_challenge", challenge.as_str()),
         ("code_challenge_method", "S256"),
     ];
+    if !extra.iter().any(|(k, _)| *k == "scope") {
+        params.push(("scope", "openid"));
+    }
     params.extend_from_slice(extra);
     let mut page = b.follow(app, &auth_url(app, &params)).await;
     let mut stepped = false;
@@ -726,4 +728,125 @@ async fn sessions_from_before_a_required_policy_show_a_second_factor_first() {
     let ok = post_code(&b, &page, "/login/mfa/code", &code_at(&secret, app.clock.now_ts())).await;
     assert_eq!(ok.status, 303);
     assert_eq!(b.get("/account").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_group_requirement_asks_its_members_only_and_steps_up_their_sessions() {
+    let app = TestApp::spawn().await;
+    let member = signed_in(&app, EMAIL).await;
+    let other = signed_in(&app, "bob@example.com").await;
+    let ada = user_of(&app).await;
+    let cli = latchkey_core::audit::Actor::Cli;
+    let g = app.core.create_group("Finance", true, &cli).await.expect("group");
+    assert!(app.core.set_group_member(&g.id, &ada.id, true, &cli).await.expect("member"));
+
+    // The member's old password-only session must show a second factor first;
+    // the other user's is untouched.
+    let p = member.get("/account").await;
+    assert_eq!(p.status, 303);
+    assert!(p.location.as_deref().is_some_and(|l| l.starts_with("/login/mfa")), "{:?}", p.location);
+    assert_eq!(other.get("/account").await.status, 200);
+
+    // A new sign-in: the member sets a factor up before anything else.
+    let (_, page) = first_factor(&app, EMAIL, None).await;
+    assert!(page.contains("Add a second step") && page.contains("Set up authenticator app"));
+    let b = Browser::new(&app);
+    b.sign_in("bob@example.com", PW).await;
+    assert_eq!(b.get("/account").await.status, 200, "not a member: one factor is enough");
+
+    // The requirement lifted (or the membership ended), one factor is enough again.
+    app.core.update_group(&g.id, None, Some(false), &cli).await.expect("update");
+    assert_eq!(member.get("/account").await.status, 200);
+}
+
+#[tokio::test]
+async fn admins_always_need_a_second_factor() {
+    let app = TestApp::spawn().await;
+    app.user(EMAIL, PW, true).await;
+    let ada = user_of(&app).await;
+    let cli = latchkey_core::audit::Actor::Cli;
+    let changes = latchkey_core::admin::UserChanges { admin: Some(true), ..Default::default() };
+    app.core.update_user(&ada.id, changes, &cli).await.expect("admin");
+    let (_, page) = first_factor(&app, EMAIL, None).await;
+    assert!(page.contains("Add a second step"), "an admin sets a factor up first");
+}
+
+#[tokio::test]
+async fn admin_access_tokens_reach_the_admin_api_and_nothing_else() {
+    let app = TestApp::spawn().await;
+    app.core.ensure_signing_key().await.expect("key");
+    let b = signed_in(&app, EMAIL).await;
+    let (secret, _) = enrol_totp(&app, &b).await;
+    let ada = user_of(&app).await;
+    let cli = latchkey_core::audit::Actor::Cli;
+    let admin_client = latchkey_core::clients::create_client(
+        &app.core,
+        latchkey_core::clients::NewClient {
+            name: "Console".into(),
+            redirect_uris: vec![REDIRECT_URI.into()],
+            first_party: true,
+            admin: true,
+            ..Default::default()
+        },
+        &cli,
+    )
+    .await
+    .expect("client");
+    let admin_client = latchkey_testkit::TestClient {
+        client_id: admin_client.client.client_id,
+        secret: admin_client.client_secret,
+        redirect_uri: REDIRECT_URI.into(),
+    };
+    let scope = [("scope", "openid offline_access latchkey:admin")];
+
+    // Not an admin yet: the token is issued (after a second factor), the API refuses it.
+    let (q, stepped) = code_with_step_up(&app, &b, &admin_client, &scope, &secret).await;
+    assert!(stepped, "latchkey:admin needs a second factor");
+    let (status, t) = exchange(&app, &admin_client, &q["code"], Some(VERIFIER)).await;
+    assert_eq!(status, 200, "{t}");
+    assert!(t.get("refresh_token").is_none(), "admin tokens are never refreshed");
+    let at = t["access_token"].as_str().expect("access token").to_owned();
+    let (_, claims) = claims_of(&at);
+    assert_eq!(claims["aud"], app.core.admin_api_audience());
+    let api = |token: String| {
+        let req = app.client.get(app.url("/admin/api/v1/users")).bearer_auth(token);
+        async move { req.send().await.expect("send").status().as_u16() }
+    };
+    assert_eq!(api(at.clone()).await, 403, "only admins");
+
+    let changes = latchkey_core::admin::UserChanges { admin: Some(true), ..Default::default() };
+    app.core.update_user(&ada.id, changes, &cli).await.expect("admin");
+    assert_eq!(api(at.clone()).await, 200);
+    // Not a userinfo token: its audience is the admin API.
+    let ui = app.client.get(app.url("/userinfo")).bearer_auth(&at).send().await.expect("send");
+    assert_eq!(ui.status(), 401);
+
+    // An ordinary access token is not an admin token.
+    let notes = app.client("Notes", false, true).await;
+    let (q, _) = code_with_step_up(&app, &b, &notes, &[], &secret).await;
+    let (_, t) = exchange(&app, &notes, &q["code"], Some(VERIFIER)).await;
+    assert_eq!(api(t["access_token"].as_str().expect("at").to_owned()).await, 401);
+    // Other clients may not ask for the scope at all.
+    let refused = b
+        .follow(
+            &app,
+            &auth_url(
+                &app,
+                &[
+                    ("response_type", "code"),
+                    ("client_id", &notes.client_id),
+                    ("redirect_uri", REDIRECT_URI),
+                    ("scope", "openid latchkey:admin"),
+                    ("code_challenge", &challenge_for(VERIFIER)),
+                    ("code_challenge_method", "S256"),
+                ],
+            ),
+        )
+        .await;
+    assert_eq!(query_of(refused.location.as_deref().unwrap_or_default())["error"], "invalid_scope");
+
+    // Disabled: the admin token stops working at once.
+    let changes = latchkey_core::admin::UserChanges { disabled: Some(true), ..Default::default() };
+    app.core.update_user(&ada.id, changes, &cli).await.expect("disable");
+    assert_eq!(api(at).await, 401);
 }

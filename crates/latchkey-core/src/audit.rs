@@ -6,6 +6,8 @@ use latchkey_db::DbConnection;
 use latchkey_db::audit::{self as q, AuditRow};
 use serde::Serialize;
 
+pub use latchkey_db::audit::AuditFilter;
+
 use crate::error::CoreError;
 use crate::tokens::random_id;
 
@@ -156,4 +158,15 @@ pub async fn list(
     let rows =
         core.db.run(move |conn| q::list(conn, normalized.as_deref(), since.map(|t| t.naive_utc()), limit)).await?;
     Ok(rows.into_iter().map(AuditEntry::from).collect())
+}
+
+/// A page of events, newest first, and how many match the filter.
+pub async fn page(
+    core: &crate::Core,
+    filter: latchkey_db::audit::AuditFilter,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<AuditEntry>, i64), CoreError> {
+    let (rows, total) = core.db.run(move |conn| q::page(conn, &filter, offset, limit)).await?;
+    Ok((rows.into_iter().map(AuditEntry::from).collect(), total))
 }

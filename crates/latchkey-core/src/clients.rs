@@ -137,7 +137,19 @@ fn check_uris(field: &'static str, uris: &[String]) -> Result<Vec<String>, CoreE
     Ok(out)
 }
 
-pub async fn create_client(core: &Core, new: NewClient, actor: &Actor) -> Result<CreatedClient, CoreError> {
+/// A client's settings, checked.
+struct Checked {
+    name: String,
+    grants: Vec<String>,
+    redirect_uris: Vec<String>,
+    post_logout: Vec<String>,
+    backchannel: Option<String>,
+    signing_alg: String,
+}
+
+/// Checks every setting of a new or edited client. Field names are the
+/// command line's; the admin API maps them to its own.
+fn check(new: &NewClient) -> Result<Checked, CoreError> {
     let name = new.name.trim().to_owned();
     if name.is_empty() {
         return Err(CoreError::invalid("--name", "the client needs a name"));
@@ -179,11 +191,15 @@ pub async fn create_client(core: &Core, new: NewClient, actor: &Actor) -> Result
     if new.admin && (new.public || !grants.iter().any(|g| g == GRANT_AUTHORIZATION_CODE)) {
         return Err(CoreError::invalid("--admin", "an admin client must be confidential and use authorization_code"));
     }
-    let signing_alg = new.signing_alg.unwrap_or_else(|| "RS256".to_owned());
+    let signing_alg = new.signing_alg.clone().unwrap_or_else(|| "RS256".to_owned());
     if !["RS256", "ES256", "EdDSA"].contains(&signing_alg.as_str()) {
         return Err(CoreError::invalid("--signing-alg", format!("{signing_alg:?} is not one of RS256, ES256, EdDSA")));
     }
+    Ok(Checked { name, grants, redirect_uris, post_logout, backchannel, signing_alg })
+}
 
+pub async fn create_client(core: &Core, new: NewClient, actor: &Actor) -> Result<CreatedClient, CoreError> {
+    let Checked { name, grants, redirect_uris, post_logout, backchannel, signing_alg } = check(&new)?;
     let secret = if new.public { None } else { Some(random_token()?) };
     let now = core.clock.now_naive();
     let row = ClientRow {
@@ -229,6 +245,76 @@ fn json_list(v: &[String]) -> String {
     serde_json::Value::from(v.to_vec()).to_string()
 }
 
+/// What an admin may change on a registered client (not whether it is
+/// public, nor its id or secret); `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct ClientChanges {
+    pub name: Option<String>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    /// `Some(None)` removes it.
+    pub backchannel_logout_uri: Option<Option<String>>,
+    pub first_party: Option<bool>,
+    pub grants: Option<Vec<String>>,
+    pub signing_alg: Option<String>,
+    pub require_mfa: Option<bool>,
+    pub admin: Option<bool>,
+}
+
+/// Edits a client, checked as strictly as a new one.
+pub async fn update_client(core: &Core, id: &str, c: ClientChanges, actor: &Actor) -> Result<Client, CoreError> {
+    let current = find_client(core, id).await?.ok_or(CoreError::NotFound("client"))?;
+    let merged = NewClient {
+        name: c.name.unwrap_or(current.name),
+        redirect_uris: c.redirect_uris.unwrap_or(current.redirect_uris),
+        post_logout_redirect_uris: c.post_logout_redirect_uris.unwrap_or(current.post_logout_redirect_uris),
+        backchannel_logout_uri: c.backchannel_logout_uri.unwrap_or(current.backchannel_logout_uri),
+        public: current.public,
+        first_party: c.first_party.unwrap_or(current.first_party),
+        grants: c.grants.unwrap_or(current.grant_types),
+        signing_alg: Some(c.signing_alg.unwrap_or(current.signing_alg)),
+        require_mfa: c.require_mfa.unwrap_or(current.require_mfa),
+        admin: c.admin.unwrap_or(current.admin),
+    };
+    let Checked { name, grants, redirect_uris, post_logout, backchannel, signing_alg } = check(&merged)?;
+    let now = core.clock.now_naive();
+    let id = id.to_owned();
+    let actor = actor.clone();
+    let alg = crate::signing::Alg::parse(&signing_alg);
+    let row = core
+        .db
+        .run(move |conn| {
+            latchkey_db::transaction(conn, |conn| {
+                let Some(mut row) = q::find(conn, &id)? else { return Err(latchkey_db::DbError::NotFound) };
+                row.name = name;
+                row.redirect_uris = json_list(&redirect_uris);
+                row.post_logout_redirect_uris = json_list(&post_logout);
+                row.backchannel_logout_uri = backchannel;
+                row.first_party = merged.first_party;
+                row.grant_types = json_list(&grants);
+                row.signing_alg = signing_alg;
+                row.require_mfa = merged.require_mfa;
+                row.admin = merged.admin;
+                row.updated_at = now;
+                q::update(conn, &row)?;
+                audit::record(
+                    conn,
+                    now,
+                    &Event::new("client.updated", &actor)
+                        .detail(serde_json::json!({ "client_id": row.id, "name": row.name })),
+                )?;
+                Ok(row)
+            })
+        })
+        .await
+        .map_err(not_found("client"))?;
+    core.forget_registry().await;
+    if let Some(alg) = alg {
+        core.ensure_key_for(alg).await?;
+    }
+    Ok(row.into())
+}
+
 pub async fn list_clients(core: &Core) -> Result<Vec<Client>, CoreError> {
     Ok(core.db.run(q::list).await?.into_iter().map(Client::from).collect())
 }
@@ -256,7 +342,9 @@ pub async fn delete_client(core: &Core, id: &str, actor: &Actor) -> Result<(), C
             })
         })
         .await
-        .map_err(not_found("client"))
+        .map_err(not_found("client"))?;
+    core.forget_registry().await;
+    Ok(())
 }
 
 /// A fresh secret for a confidential client; the old one stops working.
@@ -373,6 +461,11 @@ impl Core {
     /// Whether a browser on `origin` may read token and userinfo responses.
     pub async fn cors_origin_allowed(&self, origin: &str) -> Result<bool, CoreError> {
         Ok(self.registry().await?.origins.contains(origin))
+    }
+
+    /// Drops this instance's copy of the registry after a change made here.
+    pub async fn forget_registry(&self) {
+        *self.client_origins.current.write().await = None;
     }
 
     /// Whether the client is (still) registered, as this instance last read.

@@ -3,6 +3,7 @@
 //! command; nothing here is global.
 
 pub mod accounts;
+pub mod admin;
 pub mod apikeys;
 pub mod audit;
 pub mod auth;

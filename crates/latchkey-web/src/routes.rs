@@ -2,7 +2,7 @@
 
 use actix_web::web;
 
-use crate::handlers::{account, assets, auth, health, mfa, oidc, upstream, wellknown};
+use crate::handlers::{account, admin_api, assets, auth, health, mfa, oidc, upstream, wellknown};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(health::healthz)
@@ -72,5 +72,35 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(oidc::userinfo_preflight)
         .service(oidc::introspect)
         .service(oidc::revoke)
-        .service(oidc::revoke_preflight);
+        .service(oidc::revoke_preflight)
+        .service(admin_api::users_list)
+        .service(admin_api::users_create)
+        .service(admin_api::users_get)
+        .service(admin_api::users_update)
+        .service(admin_api::users_delete)
+        .service(admin_api::users_sign_out)
+        .service(admin_api::users_reset_mfa)
+        .service(admin_api::users_resend_verification)
+        .service(admin_api::users_sessions)
+        .service(admin_api::groups_list)
+        .service(admin_api::groups_create)
+        .service(admin_api::groups_get)
+        .service(admin_api::groups_update)
+        .service(admin_api::groups_delete)
+        .service(admin_api::groups_add_member)
+        .service(admin_api::groups_remove_member)
+        .service(admin_api::clients_list)
+        .service(admin_api::clients_create)
+        .service(admin_api::clients_get)
+        .service(admin_api::clients_update)
+        .service(admin_api::clients_delete)
+        .service(admin_api::clients_rotate_secret)
+        .service(admin_api::policy_get)
+        .service(admin_api::policy_set)
+        .service(admin_api::keys_list)
+        .service(admin_api::keys_rotate)
+        .service(admin_api::audit_list)
+        .service(admin_api::apikeys_list)
+        .service(admin_api::apikeys_create)
+        .service(admin_api::apikeys_revoke);
 }

@@ -291,10 +291,19 @@ impl Core {
             return Ok(Err(OAuthError::new("invalid_scope", "the scope must include openid")));
         }
         let mut scopes: Vec<String> = Vec::new();
-        for s in asked {
-            if SUPPORTED_SCOPES.contains(&s) && !scopes.iter().any(|x| x == s) {
-                scopes.push(s.to_owned());
+        for s in &asked {
+            if SUPPORTED_SCOPES.contains(s) && !scopes.iter().any(|x| x == s) {
+                scopes.push((*s).to_owned());
             }
+        }
+        // The admin API's scope: admin-flagged clients only; its tokens are
+        // short-lived, never refreshed, and need a second factor.
+        if asked.contains(&super::SCOPE_ADMIN) {
+            if !client.admin {
+                return Ok(Err(OAuthError::new("invalid_scope", "only admin clients may ask for latchkey:admin")));
+            }
+            scopes.retain(|s| s != SCOPE_OFFLINE_ACCESS);
+            scopes.push(super::SCOPE_ADMIN.to_owned());
         }
 
         let challenge = p("code_challenge");
@@ -439,7 +448,8 @@ impl Core {
         }
         // The level the app, its registration or the policy asks for.
         let mut wanted = flow.acr.clone().unwrap_or_else(|| "1fa".to_owned());
-        if wanted == "1fa" && (client.require_mfa || self.mfa_required_for(&r.user_id).await?) {
+        let admin_scope = flow.scopes.iter().any(|s| s == super::SCOPE_ADMIN);
+        if wanted == "1fa" && (client.require_mfa || admin_scope || self.mfa_required_for(&r.user_id).await?) {
             wanted = "mfa".to_owned();
         }
         if !crate::mfa::acr_satisfies(crate::mfa::acr_for(&r.amr), &wanted) {

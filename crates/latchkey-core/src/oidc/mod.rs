@@ -36,6 +36,8 @@ pub const SCOPE_PROFILE: &str = "profile";
 pub const SCOPE_EMAIL: &str = "email";
 pub const SCOPE_OFFLINE_ACCESS: &str = "offline_access";
 pub const SCOPE_GROUPS: &str = "groups";
+/// Where the admin API lives; also the audience of its access tokens.
+pub const ADMIN_API_PATH: &str = "/admin/api/v1";
 /// The admin API's scope: only admin-flagged clients may ask for it.
 pub const SCOPE_ADMIN: &str = "latchkey:admin";
 /// The scopes this build grants; others in a request are left out of the
@@ -125,6 +127,11 @@ impl Core {
     pub fn endpoint(&self, path: &str) -> String {
         format!("{}{path}", self.issuer())
     }
+
+    /// The `aud` of access tokens for the admin API (`latchkey:admin`).
+    pub fn admin_api_audience(&self) -> String {
+        self.endpoint(ADMIN_API_PATH)
+    }
 }
 
 /// Request parameters as sent, each name once: RFC 6749 §3.1 forbids
@@ -172,6 +179,7 @@ pub fn describe_scope(scope: &str) -> Option<&'static str> {
         SCOPE_EMAIL => "See your email address and whether it is confirmed",
         SCOPE_OFFLINE_ACCESS => "Stay connected to your account when you are not using it",
         SCOPE_GROUPS => "See which groups you belong to",
+        SCOPE_ADMIN => "Administer this sign-in service with your admin rights",
         _ => return None,
     })
 }

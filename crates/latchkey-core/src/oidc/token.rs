@@ -276,6 +276,7 @@ impl Core {
             return Err(OAuthError::invalid_grant("the sign-in behind this code has ended").into());
         }
         let refresh_token = if grant.scopes.iter().any(|s| s == SCOPE_OFFLINE_ACCESS)
+            && !grant.scopes.iter().any(|s| s == super::SCOPE_ADMIN)
             && client.grant_types.iter().any(|g| g == GRANT_REFRESH_TOKEN)
         {
             Some(
@@ -359,7 +360,11 @@ impl Core {
         let mut access_claims = json!({
             "iss": self.issuer(),
             "sub": i.subject,
-            "aud": self.issuer(),
+            "aud": if i.scopes.iter().any(|s| s == super::SCOPE_ADMIN) {
+                self.admin_api_audience()
+            } else {
+                self.issuer().to_owned()
+            },
             "client_id": i.client.client_id,
             "iat": now.timestamp(),
             "exp": now.timestamp() + i64::try_from(at_life.as_secs()).unwrap_or(600),

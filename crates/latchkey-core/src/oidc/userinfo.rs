@@ -32,11 +32,23 @@ pub struct AccessClaims {
     pub expires_at: i64,
     pub grant_id: Option<String>,
     pub jti: Option<String>,
+    /// The sign-in's level (`1fa`, `mfa`, `phr`); none for client_credentials.
+    pub acr: Option<String>,
 }
 
 impl Core {
     /// Checks an access token as every resource endpoint must.
     pub async fn verify_access_token(&self, token: &str) -> Result<Result<AccessClaims, BearerRefusal>, CoreError> {
+        self.verify_access_token_for(token, self.issuer()).await
+    }
+
+    /// Checks an access token meant for `audience` (the provider itself, or
+    /// the admin API).
+    pub async fn verify_access_token_for(
+        &self,
+        token: &str,
+        audience: &str,
+    ) -> Result<Result<AccessClaims, BearerRefusal>, CoreError> {
         use BearerRefusal::InvalidToken;
         let Some(v) = self.verify_jws(token).await? else {
             return Ok(Err(InvalidToken("the token is malformed or its signature is not ours")));
@@ -47,7 +59,7 @@ impl Core {
         if !typ_ok {
             return Ok(Err(InvalidToken("not an access token")));
         }
-        if v.claim_str("iss") != Some(self.issuer()) || !v.audience_has(self.issuer()) {
+        if v.claim_str("iss") != Some(self.issuer()) || !v.audience_has(audience) {
             return Ok(Err(InvalidToken("the token is not for this provider")));
         }
         let now = self.clock.now().timestamp();
@@ -73,6 +85,7 @@ impl Core {
             expires_at: exp,
             grant_id: v.claim_str("grant_id").map(str::to_owned),
             jti: v.claim_str("jti").map(str::to_owned),
+            acr: v.claim_str("acr").map(str::to_owned),
         };
         if !self.client_registered(&claims.client_id).await? {
             return Ok(Err(InvalidToken("the token's client is no longer registered")));
