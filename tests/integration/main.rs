@@ -4,6 +4,7 @@
 
 mod accounts;
 mod admin_api;
+mod admin_console;
 mod backchannel;
 mod cli;
 mod config;

@@ -16,7 +16,7 @@ pub const MAX_EMAIL_LEN: usize = 254;
 pub const MAX_NAME_CHARS: usize = 200;
 
 /// A user as the CLI and admin API show it; never the password hash.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub id: String,
     pub email: String,

@@ -11,7 +11,7 @@ use crate::audit::{self, Actor, Event};
 use crate::error::CoreError;
 
 /// A session as admins see it: never its id, only its public handle.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     pub handle: String,
     pub created_at: DateTime<Utc>,
@@ -129,6 +129,9 @@ impl Core {
     pub async fn sign_out_everywhere(&self, id: &str, actor: &Actor) -> Result<usize, CoreError> {
         let user = self.user_or_404(id).await?;
         let ended = self.end_other_sessions(&user.id, None).await?;
+        // What those sessions were given ends with them, as when the user
+        // signs out everywhere themselves.
+        self.revoke_session_tokens(&user.id, &ended).await?;
         self.audit(
             Event::new("session.revoked", actor)
                 .user(&user.id, &user.email.to_lowercase())
@@ -161,7 +164,8 @@ impl Core {
                 })
             })
             .await?;
-        self.end_other_sessions(&user.id, None).await?;
+        let ended = self.end_other_sessions(&user.id, None).await?;
+        self.revoke_session_tokens(&user.id, &ended).await?;
         Ok(removed)
     }
 
@@ -183,7 +187,7 @@ impl Core {
                 user_agent: s.record.user_agent,
             })
             .collect();
-        out.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
+        out.sort_by_key(|s| std::cmp::Reverse(s.last_seen));
         Ok(out)
     }
 

@@ -41,7 +41,7 @@ const KEY_LEN: usize = PREFIX_LEN + 1 + 43;
 /// A use is written down at most this often per key.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ApiKey {
     pub id: String,
     pub name: String,
@@ -78,7 +78,7 @@ impl ApiKey {
 }
 
 /// A new key and the key itself, shown once.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CreatedApiKey {
     #[serde(flatten)]
     pub api_key: ApiKey,

@@ -104,7 +104,7 @@ pub fn record(conn: &mut DbConnection, at: NaiveDateTime, e: &Event<'_>) -> Resu
 }
 
 /// An event as `latchkey audit list` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub id: String,
     pub at: DateTime<Utc>,

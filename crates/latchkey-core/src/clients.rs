@@ -20,7 +20,7 @@ pub const MAX_URIS: usize = 32;
 pub const MAX_URI_LEN: usize = 2000;
 
 /// A client as the CLI and admin API show it; never the secret or its hash.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Client {
     pub client_id: String,
     pub name: String,
@@ -77,7 +77,7 @@ pub struct NewClient {
 }
 
 /// A new client and, for a confidential one, its secret (shown once).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CreatedClient {
     #[serde(flatten)]
     pub client: Client,

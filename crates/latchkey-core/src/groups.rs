@@ -14,7 +14,7 @@ use crate::error::CoreError;
 
 pub const MAX_NAME_CHARS: usize = 100;
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Group {
     pub id: String,
     pub name: String,

@@ -55,7 +55,7 @@ pub const RETIRED_GRACE: Duration = Duration::from_secs(24 * 3600);
 const KEEP_WITHDRAWN: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// Where a key is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyState {
     /// Published, not signing yet.
@@ -68,7 +68,18 @@ pub enum KeyState {
     Withdrawn,
 }
 
-#[derive(Debug, Clone, Serialize)]
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Next => "next",
+            KeyState::Active => "active",
+            KeyState::Retiring => "retiring",
+            KeyState::Withdrawn => "withdrawn",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct KeyInfo {
     pub kid: String,
     pub alg: String,

@@ -113,13 +113,45 @@ impl Db {
 }
 
 /// Runs `f` in one transaction: committed when it returns Ok, rolled back
-/// otherwise.
+/// otherwise. On SQLite the outermost transaction begins IMMEDIATE: it takes
+/// the write lock at once (waiting up to the busy timeout), so a transaction
+/// that reads and then writes never finds, at its first write, that another
+/// connection wrote since its read (which SQLite answers with "database is
+/// locked" at once, without waiting).
 pub fn transaction<T, F>(conn: &mut DbConnection, f: F) -> Result<T, DbError>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, DbError>,
 {
     use diesel::Connection as _;
-    conn.transaction(f)
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let outermost_sqlite = match conn {
+        DbConnection::Sqlite(c) => {
+            let depth = AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth()?;
+            if depth.is_none() {
+                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
+                true
+            } else {
+                false
+            }
+        }
+        DbConnection::Pg(_) => false,
+    };
+    if !outermost_sqlite {
+        return conn.transaction(f);
+    }
+    let result = f(conn);
+    match (conn, result) {
+        (DbConnection::Sqlite(c), Ok(v)) => {
+            AnsiTransactionManager::commit_transaction(c)?;
+            Ok(v)
+        }
+        (DbConnection::Sqlite(c), Err(e)) => {
+            AnsiTransactionManager::rollback_transaction(c)?;
+            Err(e)
+        }
+        // Matched as SQLite above; a connection does not change backend.
+        (DbConnection::Pg(_), result) => result,
+    }
 }
 
 /// Applies pending migrations on one connection; returns their names.

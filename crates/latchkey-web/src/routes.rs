@@ -2,7 +2,7 @@
 
 use actix_web::web;
 
-use crate::handlers::{account, admin_api, assets, auth, health, mfa, oidc, upstream, wellknown};
+use crate::handlers::{account, admin, admin_api, assets, auth, health, mfa, oidc, upstream, wellknown};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(health::healthz)
@@ -73,6 +73,30 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(oidc::introspect)
         .service(oidc::revoke)
         .service(oidc::revoke_preflight)
+        .service(admin::console_home)
+        .service(admin::users_index)
+        .service(admin::users_create)
+        .service(admin::user_show)
+        .service(admin::user_action)
+        .service(admin::clients_list)
+        .service(admin::clients_create)
+        .service(admin::client_show)
+        .service(admin::client_update)
+        .service(admin::client_rotate)
+        .service(admin::client_delete)
+        .service(admin::groups_index)
+        .service(admin::groups_create)
+        .service(admin::group_show)
+        .service(admin::group_update)
+        .service(admin::group_members)
+        .service(admin::group_delete)
+        .service(admin::settings_show)
+        .service(admin::policy_set)
+        .service(admin::keys_rotate)
+        .service(admin::api_key_create)
+        .service(admin::api_key_revoke)
+        .service(admin::audit_index)
+        .service(admin_api::openapi_json)
         .service(admin_api::users_list)
         .service(admin_api::users_create)
         .service(admin_api::users_get)

@@ -61,9 +61,9 @@ pub const SUPPORTED_CLAIMS: &[&str] = &[
     "updated_at",
     "email",
     "email_verified",
+    "groups",
 ];
-/// Authentication context classes (SPEC §5) this build can issue: today
-/// every sign-in is a single factor.
+/// Authentication context classes (SPEC §5) this build can issue.
 pub const ACR_VALUES: &[&str] = &["1fa", "mfa", "phr"];
 
 /// An error the specs send back to the client: `error` is the registered

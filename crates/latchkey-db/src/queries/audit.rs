@@ -54,6 +54,8 @@ pub fn purge_before(conn: &mut DbConnection, before: NaiveDateTime) -> Result<us
 #[derive(Clone, Debug, Default)]
 pub struct AuditFilter {
     pub user_id: Option<String>,
+    /// Normalised: finds events of deleted accounts too.
+    pub user_email: Option<String>,
     pub kind: Option<String>,
     pub since: Option<NaiveDateTime>,
     pub until: Option<NaiveDateTime>,
@@ -70,6 +72,9 @@ pub fn page(
         let mut q = audit_events::table.into_boxed();
         if let Some(u) = &filter.user_id {
             q = q.filter(audit_events::user_id.eq(u.clone()));
+        }
+        if let Some(e) = &filter.user_email {
+            q = q.filter(audit_events::user_email.eq(e.clone()));
         }
         if let Some(k) = &filter.kind {
             q = q.filter(audit_events::kind.eq(k.clone()));

@@ -6,22 +6,35 @@
 //! Every change is audited with the actor: `admin:USER_ID` or
 //! `apikey:PREFIX`.
 
+// Helpers here stop a handler with the response to send (`?` on
+// `Result<_, HttpResponse>`); boxing it would only add an allocation on the
+// refusal path.
+#![allow(clippy::result_large_err)]
+
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::{Bytes, Data, Path};
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put};
 use chrono::{DateTime, NaiveDate, Utc};
 use latchkey_core::accounts::NewUser;
+use latchkey_core::accounts::User;
+use latchkey_core::admin::SessionView;
 use latchkey_core::admin::UserChanges;
+use latchkey_core::apikeys::{ApiKey, CreatedApiKey};
 use latchkey_core::apikeys::{SCOPES, looks_like_api_key};
 use latchkey_core::audit::Actor;
+use latchkey_core::audit::AuditEntry;
 use latchkey_core::clients::{self, ClientChanges, NewClient};
+use latchkey_core::clients::{Client, CreatedClient};
+use latchkey_core::groups::Group;
+use latchkey_core::keys::KeyInfo;
 use latchkey_core::mfa::MfaPolicy;
 use latchkey_core::oidc::SCOPE_ADMIN;
 use latchkey_core::{Core, CoreError};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::{OpenApi, ToSchema};
 
 use crate::error::{ApiError, problem, problem_body};
 
@@ -215,6 +228,9 @@ fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, HttpResponse> {
         .collect();
     let mut map = serde_json::Map::new();
     for (k, v) in pairs {
+        if v.chars().any(char::is_control) {
+            return Err(bad_request(&format!("The query parameter {k} has control characters.")));
+        }
         if map.insert(k.clone(), Value::String(v)).is_some() {
             return Err(bad_request(&format!("The query parameter {k} is given more than once.")));
         }
@@ -249,8 +265,111 @@ fn paging(page: Option<&str>, per_page: Option<&str>) -> Result<(i64, i64, i64, 
     Ok(((page - 1) * per_page, per_page, page, per_page))
 }
 
+/// A page of a list.
 fn paged<T: serde::Serialize>(items: Vec<T>, total: i64, page: i64, per_page: i64) -> HttpResponse {
-    no_store(HttpResponse::Ok().json(json!({ "items": items, "page": page, "per_page": per_page, "total": total })))
+    no_store(HttpResponse::Ok().json(Paged { items, page, per_page, total }))
+}
+
+#[derive(Serialize)]
+struct Paged<T> {
+    items: Vec<T>,
+    page: i64,
+    per_page: i64,
+    total: i64,
+}
+
+// The shapes of answers, for the OpenAPI document; each mirrors what the
+// handler sends (a paged list is `Paged` above, an unpaged one `Items`).
+
+/// An RFC 9457 problem: every refusal.
+#[derive(Serialize, ToSchema)]
+pub struct Problem {
+    /// Always `about:blank`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: Option<String>,
+    /// The request field at fault (422).
+    pub field: Option<String>,
+}
+
+macro_rules! page_schema {
+    ($name:ident, $item:ty) => {
+        #[derive(Serialize, ToSchema)]
+        pub struct $name {
+            pub items: Vec<$item>,
+            /// From 1.
+            pub page: i64,
+            pub per_page: i64,
+            /// How many match, on every page.
+            pub total: i64,
+        }
+    };
+}
+page_schema!(UserList, User);
+page_schema!(GroupList, Group);
+page_schema!(ClientList, Client);
+page_schema!(AuditList, AuditEntry);
+
+#[derive(Serialize, ToSchema)]
+pub struct Items<T: ToSchema> {
+    pub items: Vec<T>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FactorCounts {
+    pub totp: bool,
+    pub security_keys: usize,
+    pub passkeys: usize,
+    pub recovery_codes_left: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserDetail {
+    #[serde(flatten)]
+    pub user: User,
+    pub groups: Vec<Group>,
+    pub factors: FactorCounts,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct GroupDetail {
+    #[serde(flatten)]
+    pub group: Group,
+    pub members: Vec<User>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionsEnded {
+    pub sessions_ended: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FactorsRemoved {
+    pub factors_removed: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Membership {
+    pub group_id: String,
+    pub user_id: String,
+    pub member: bool,
+    /// False when it already was so.
+    pub changed: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NewSecret {
+    pub client_id: String,
+    /// Shown once; only its hash is kept.
+    pub client_secret: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Policy {
+    /// `optional` or `required`.
+    pub mfa: String,
 }
 
 fn ok<T: serde::Serialize>(status: StatusCode, value: &T) -> HttpResponse {
@@ -271,6 +390,14 @@ fn id_ok(id: &str) -> Result<(), HttpResponse> {
 
 // ------------------------------------------------------------------- users
 
+#[utoipa::path(
+    get,
+    path = "/admin/api/v1/users",
+    tag = "users",
+    security(("bearer" = [])),
+    params(("q" = Option<String>, Query, max_length = 200, description = "Part of the email or name"), ("page" = Option<i64>, Query, minimum = 1, maximum = 1000000, description = "From 1"), ("per_page" = Option<i64>, Query, minimum = 1, maximum = 200, description = "Default 50")),
+    responses((status = 200, description = "OK", body = UserList), (status = 400, description = "Bad query parameters", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
 #[get("/admin/api/v1/users")]
 pub async fn users_list(req: HttpRequest, core: Data<Core>) -> HttpResponse {
     done(
@@ -288,9 +415,9 @@ pub async fn users_list(req: HttpRequest, core: Data<Core>) -> HttpResponse {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewUserBody {
+pub struct NewUserBody {
     email: String,
     #[serde(default)]
     name: Option<String>,
@@ -302,6 +429,14 @@ struct NewUserBody {
     admin: bool,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/api/v1/users",
+    tag = "users",
+    security(("bearer" = [])),
+    request_body = NewUserBody,
+    responses((status = 201, description = "Created", body = User), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
 #[post("/admin/api/v1/users")]
 pub async fn users_create(req: HttpRequest, core: Data<Core>, bytes: Bytes) -> HttpResponse {
     done(
@@ -323,6 +458,14 @@ pub async fn users_create(req: HttpRequest, core: Data<Core>, bytes: Bytes) -> H
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/api/v1/users/{id}",
+    tag = "users",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The id")),
+    responses((status = 200, description = "OK", body = UserDetail), (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
 #[get("/admin/api/v1/users/{id}")]
 pub async fn users_get(req: HttpRequest, core: Data<Core>, id: Path<String>) -> HttpResponse {
     done(
@@ -336,15 +479,13 @@ pub async fn users_get(req: HttpRequest, core: Data<Core>, id: Path<String>) -> 
                 .ok_or_else(|| core_error(CoreError::NotFound("user")))?;
             let groups = core.groups_of(&user.id).await.map_err(core_error)?;
             let factors = core.factors(&user.id).await.map_err(core_error)?;
-            let mut v = serde_json::to_value(&user).map_err(|e| core_error(CoreError::Internal(e.to_string())))?;
-            v["groups"] = json!(groups);
-            v["factors"] = json!({
-                "totp": factors.totp,
-                "security_keys": factors.security_keys,
-                "passkeys": factors.passkeys,
-                "recovery_codes_left": factors.recovery_codes_left,
-            });
-            Ok(ok(StatusCode::OK, &v))
+            let factors = FactorCounts {
+                totp: factors.totp,
+                security_keys: factors.security_keys,
+                passkeys: factors.passkeys,
+                recovery_codes_left: factors.recovery_codes_left,
+            };
+            Ok(ok(StatusCode::OK, &UserDetail { user, groups, factors }))
         }
         .await,
     )
@@ -355,10 +496,12 @@ fn nullable<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Resu
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UserPatch {
+pub struct UserPatch {
+    /// A new display name; null removes it.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     name: Option<Option<String>>,
     #[serde(default)]
     disabled: Option<bool>,
@@ -366,6 +509,15 @@ struct UserPatch {
     admin: Option<bool>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/admin/api/v1/users/{id}",
+    tag = "users",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The id")),
+    request_body = UserPatch,
+    responses((status = 200, description = "OK", body = User), (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
 #[patch("/admin/api/v1/users/{id}")]
 pub async fn users_update(req: HttpRequest, core: Data<Core>, id: Path<String>, bytes: Bytes) -> HttpResponse {
     done(
@@ -381,6 +533,14 @@ pub async fn users_update(req: HttpRequest, core: Data<Core>, id: Path<String>, 
     )
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/api/v1/users/{id}",
+    tag = "users",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The id")),
+    responses((status = 204, description = "No content"), (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
 #[delete("/admin/api/v1/users/{id}")]
 pub async fn users_delete(req: HttpRequest, core: Data<Core>, id: Path<String>) -> HttpResponse {
     done(
@@ -394,6 +554,14 @@ pub async fn users_delete(req: HttpRequest, core: Data<Core>, id: Path<String>) 
     )
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/api/v1/users/{id}/sign-out",
+    tag = "users",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The id")),
+    responses((status = 200, description = "OK", body = SessionsEnded), (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
 #[post("/admin/api/v1/users/{id}/sign-out")]
 pub async fn users_sign_out(req: HttpRequest, core: Data<Core>, id: Path<String>) -> HttpResponse {
     done(
@@ -401,12 +569,20 @@ pub async fn users_sign_out(req: HttpRequest, core: Data<Core>, id: Path<String>
             let p = principal(&req, &core, "users:write").await?;
             id_ok(&id)?;
             let n = core.sign_out_everywhere(&id, &p.actor).await.map_err(core_error)?;
-            Ok(ok(StatusCode::OK, &json!({ "sessions_ended": n })))
+            Ok(ok(StatusCode::OK, &SessionsEnded { sessions_ended: n }))
         }
         .await,
     )
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/api/v1/users/{id}/reset-mfa",
+    tag = "users",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The id")),
+    responses((status = 200, description = "OK", body = FactorsRemoved), (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
 #[post("/admin/api/v1/users/{id}/reset-mfa")]
 pub async fn users_reset_mfa(req: HttpRequest, core: Data<Core>, id: Path<String>) -> HttpResponse {
     done(
@@ -414,12 +590,20 @@ pub async fn users_reset_mfa(req: HttpRequest, core: Data<Core>, id: Path<String
             let p = principal(&req, &core, "users:write").await?;
             id_ok(&id)?;
             let n = core.reset_factors(&id, &p.actor).await.map_err(core_error)?;
-            Ok(ok(StatusCode::OK, &json!({ "factors_removed": n })))
+            Ok(ok(StatusCode::OK, &FactorsRemoved { factors_removed: n }))
         }
         .await,
     )
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/api/v1/users/{id}/resend-verification",
+    tag = "users",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The id")),
+    responses((status = 202, description = "Accepted"), (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
 #[post("/admin/api/v1/users/{id}/resend-verification")]
 pub async fn users_resend_verification(req: HttpRequest, core: Data<Core>, id: Path<String>) -> HttpResponse {
     done(
@@ -433,6 +617,14 @@ pub async fn users_resend_verification(req: HttpRequest, core: Data<Core>, id: P
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/api/v1/users/{id}/sessions",
+    tag = "users",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The id")),
+    responses((status = 200, description = "OK", body = Items<SessionView>), (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
 #[get("/admin/api/v1/users/{id}/sessions")]
 pub async fn users_sessions(req: HttpRequest, core: Data<Core>, id: Path<String>) -> HttpResponse {
     done(
@@ -440,7 +632,7 @@ pub async fn users_sessions(req: HttpRequest, core: Data<Core>, id: Path<String>
             principal(&req, &core, "users:read").await?;
             id_ok(&id)?;
             let sessions = core.sessions_of(&id).await.map_err(core_error)?;
-            Ok(ok(StatusCode::OK, &json!({ "items": sessions })))
+            Ok(ok(StatusCode::OK, &Items { items: sessions }))
         }
         .await,
     )
@@ -448,6 +640,14 @@ pub async fn users_sessions(req: HttpRequest, core: Data<Core>, id: Path<String>
 
 // ------------------------------------------------------------------ groups
 
+#[utoipa::path(
+    get,
+    path = "/admin/api/v1/groups",
+    tag = "groups",
+    security(("bearer" = [])),
+    params(("page" = Option<i64>, Query, minimum = 1, maximum = 1000000, description = "From 1"), ("per_page" = Option<i64>, Query, minimum = 1, maximum = 200, description = "Default 50")),
+    responses((status = 200, description = "OK", body = GroupList), (status = 400, description = "Bad query parameters", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
 #[get("/admin/api/v1/groups")]
 pub async fn groups_list(req: HttpRequest, core: Data<Core>) -> HttpResponse {
     done(
@@ -465,14 +665,22 @@ pub async fn groups_list(req: HttpRequest, core: Data<Core>) -> HttpResponse {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct GroupBody {
+pub struct GroupBody {
     name: String,
     #[serde(default)]
     require_mfa: bool,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/api/v1/groups",
+    tag = "groups",
+    security(("bearer" = [])),
+    request_body = GroupBody,
+    responses((status = 201, description = "Created", body = Group), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
 #[post("/admin/api/v1/groups")]
 pub async fn groups_create(req: HttpRequest, core: Data<Core>, bytes: Bytes) -> HttpResponse {
     done(
@@ -486,6 +694,14 @@ pub async fn groups_create(req: HttpRequest, core: Data<Core>, bytes: Bytes) -> 
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/api/v1/groups/{id}",
+    tag = "groups",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The id")),
+    responses((status = 200, description = "OK", body = GroupDetail), (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
 #[get("/admin/api/v1/groups/{id}")]
 pub async fn groups_get(req: HttpRequest, core: Data<Core>, id: Path<String>) -> HttpResponse {
     done(
@@ -498,23 +714,30 @@ pub async fn groups_get(req: HttpRequest, core: Data<Core>, id: Path<String>) ->
                 .map_err(core_error)?
                 .ok_or_else(|| core_error(CoreError::NotFound("group")))?;
             let members = core.group_members(&g.id).await.map_err(core_error)?;
-            let mut v = serde_json::to_value(&g).map_err(|e| core_error(CoreError::Internal(e.to_string())))?;
-            v["members"] = json!(members);
-            Ok(ok(StatusCode::OK, &v))
+            Ok(ok(StatusCode::OK, &GroupDetail { group: g, members }))
         }
         .await,
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct GroupPatch {
+pub struct GroupPatch {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
     require_mfa: Option<bool>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/admin/api/v1/groups/{id}",
+    tag = "groups",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The id")),
+    request_body = GroupPatch,
+    responses((status = 200, description = "OK", body = Group), (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
 #[patch("/admin/api/v1/groups/{id}")]
 pub async fn groups_update(req: HttpRequest, core: Data<Core>, id: Path<String>, bytes: Bytes) -> HttpResponse {
     done(
@@ -529,6 +752,14 @@ pub async fn groups_update(req: HttpRequest, core: Data<Core>, id: Path<String>,
     )
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/api/v1/groups/{id}",
+    tag = "groups",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The id")),
+    responses((status = 204, description = "No content"), (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
 #[delete("/admin/api/v1/groups/{id}")]
 pub async fn groups_delete(req: HttpRequest, core: Data<Core>, id: Path<String>) -> HttpResponse {
     done(
@@ -550,17 +781,33 @@ async fn membership(req: HttpRequest, core: Data<Core>, ids: Path<(String, Strin
             id_ok(&gid)?;
             id_ok(&uid)?;
             let changed = core.set_group_member(&gid, &uid, member, &p.actor).await.map_err(core_error)?;
-            Ok(ok(StatusCode::OK, &json!({ "group_id": gid, "user_id": uid, "member": member, "changed": changed })))
+            Ok(ok(StatusCode::OK, &Membership { group_id: gid, user_id: uid, member, changed }))
         }
         .await,
     )
 }
 
+#[utoipa::path(
+    put,
+    path = "/admin/api/v1/groups/{id}/members/{user_id}",
+    tag = "groups",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The id"), ("user_id" = String, Path, description = "The user's id")),
+    responses((status = 200, description = "OK", body = Membership), (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
 #[put("/admin/api/v1/groups/{id}/members/{user_id}")]
 pub async fn groups_add_member(req: HttpRequest, core: Data<Core>, ids: Path<(String, String)>) -> HttpResponse {
     membership(req, core, ids, true).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/api/v1/groups/{id}/members/{user_id}",
+    tag = "groups",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The id"), ("user_id" = String, Path, description = "The user's id")),
+    responses((status = 200, description = "OK", body = Membership), (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
 #[delete("/admin/api/v1/groups/{id}/members/{user_id}")]
 pub async fn groups_remove_member(req: HttpRequest, core: Data<Core>, ids: Path<(String, String)>) -> HttpResponse {
     membership(req, core, ids, false).await
@@ -568,6 +815,14 @@ pub async fn groups_remove_member(req: HttpRequest, core: Data<Core>, ids: Path<
 
 // ----------------------------------------------------------------- clients
 
+#[utoipa::path(
+    get,
+    path = "/admin/api/v1/clients",
+    tag = "clients",
+    security(("bearer" = [])),
+    params(("page" = Option<i64>, Query, minimum = 1, maximum = 1000000, description = "From 1"), ("per_page" = Option<i64>, Query, minimum = 1, maximum = 200, description = "Default 50")),
+    responses((status = 200, description = "OK", body = ClientList), (status = 400, description = "Bad query parameters", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
 #[get("/admin/api/v1/clients")]
 pub async fn clients_list(req: HttpRequest, core: Data<Core>) -> HttpResponse {
     done(
@@ -591,9 +846,9 @@ pub async fn clients_list(req: HttpRequest, core: Data<Core>) -> HttpResponse {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewClientBody {
+pub struct NewClientBody {
     name: String,
     #[serde(default)]
     redirect_uris: Vec<String>,
@@ -615,6 +870,14 @@ struct NewClientBody {
     admin: bool,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/api/v1/clients",
+    tag = "clients",
+    security(("bearer" = [])),
+    request_body = NewClientBody,
+    responses((status = 201, description = "Created", body = CreatedClient), (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
 #[post("/admin/api/v1/clients")]
 pub async fn clients_create(req: HttpRequest, core: Data<Core>, bytes: Bytes) -> HttpResponse {
     done(
@@ -640,6 +903,14 @@ pub async fn clients_create(req: HttpRequest, core: Data<Core>, bytes: Bytes) ->
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/api/v1/clients/{id}",
+    tag = "clients",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The id")),
+    responses((status = 200, description = "OK", body = Client), (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
 #[get("/admin/api/v1/clients/{id}")]
 pub async fn clients_get(req: HttpRequest, core: Data<Core>, id: Path<String>) -> HttpResponse {
     done(
@@ -656,16 +927,18 @@ pub async fn clients_get(req: HttpRequest, core: Data<Core>, id: Path<String>) -
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ClientPatch {
+pub struct ClientPatch {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
     redirect_uris: Option<Vec<String>>,
     #[serde(default)]
     post_logout_redirect_uris: Option<Vec<String>>,
+    /// null removes it.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     backchannel_logout_uri: Option<Option<String>>,
     #[serde(default)]
     first_party: Option<bool>,
@@ -679,6 +952,15 @@ struct ClientPatch {
     admin: Option<bool>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/admin/api/v1/clients/{id}",
+    tag = "clients",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The id")),
+    request_body = ClientPatch,
+    responses((status = 200, description = "OK", body = Client), (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
 #[patch("/admin/api/v1/clients/{id}")]
 pub async fn clients_update(req: HttpRequest, core: Data<Core>, id: Path<String>, bytes: Bytes) -> HttpResponse {
     done(
@@ -704,6 +986,14 @@ pub async fn clients_update(req: HttpRequest, core: Data<Core>, id: Path<String>
     )
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/api/v1/clients/{id}",
+    tag = "clients",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The id")),
+    responses((status = 204, description = "No content"), (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
 #[delete("/admin/api/v1/clients/{id}")]
 pub async fn clients_delete(req: HttpRequest, core: Data<Core>, id: Path<String>) -> HttpResponse {
     done(
@@ -717,6 +1007,14 @@ pub async fn clients_delete(req: HttpRequest, core: Data<Core>, id: Path<String>
     )
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/api/v1/clients/{id}/rotate-secret",
+    tag = "clients",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The id")),
+    responses((status = 200, description = "OK", body = NewSecret), (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
 #[post("/admin/api/v1/clients/{id}/rotate-secret")]
 pub async fn clients_rotate_secret(req: HttpRequest, core: Data<Core>, id: Path<String>) -> HttpResponse {
     done(
@@ -724,7 +1022,7 @@ pub async fn clients_rotate_secret(req: HttpRequest, core: Data<Core>, id: Path<
             let p = principal(&req, &core, "clients:write").await?;
             id_ok(&id)?;
             let secret = clients::rotate_secret(&core, &id, &p.actor).await.map_err(core_error)?;
-            Ok(ok(StatusCode::OK, &json!({ "client_id": id.as_str(), "client_secret": secret })))
+            Ok(ok(StatusCode::OK, &NewSecret { client_id: id.into_inner(), client_secret: secret }))
         }
         .await,
     )
@@ -732,24 +1030,39 @@ pub async fn clients_rotate_secret(req: HttpRequest, core: Data<Core>, id: Path<
 
 // ------------------------------------------------------------------ policy
 
+#[utoipa::path(
+    get,
+    path = "/admin/api/v1/policy",
+    tag = "policy",
+    security(("bearer" = [])),
+    responses((status = 200, description = "OK", body = Policy), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
 #[get("/admin/api/v1/policy")]
 pub async fn policy_get(req: HttpRequest, core: Data<Core>) -> HttpResponse {
     done(
         async {
             principal(&req, &core, "policy:read").await?;
             let p = core.mfa_policy().await.map_err(core_error)?;
-            Ok(ok(StatusCode::OK, &json!({ "mfa": p.as_str() })))
+            Ok(ok(StatusCode::OK, &Policy { mfa: p.as_str().to_owned() }))
         }
         .await,
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PolicyBody {
+pub struct PolicyBody {
     mfa: String,
 }
 
+#[utoipa::path(
+    put,
+    path = "/admin/api/v1/policy",
+    tag = "policy",
+    security(("bearer" = [])),
+    request_body = PolicyBody,
+    responses((status = 200, description = "OK", body = Policy), (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
 #[put("/admin/api/v1/policy")]
 pub async fn policy_set(req: HttpRequest, core: Data<Core>, bytes: Bytes) -> HttpResponse {
     done(
@@ -760,7 +1073,7 @@ pub async fn policy_set(req: HttpRequest, core: Data<Core>, bytes: Bytes) -> Htt
                 return Err(invalid("mfa", "must be optional or required"));
             };
             core.set_mfa_policy(policy, &p.actor).await.map_err(core_error)?;
-            Ok(ok(StatusCode::OK, &json!({ "mfa": policy.as_str() })))
+            Ok(ok(StatusCode::OK, &Policy { mfa: policy.as_str().to_owned() }))
         }
         .await,
     )
@@ -768,25 +1081,40 @@ pub async fn policy_set(req: HttpRequest, core: Data<Core>, bytes: Bytes) -> Htt
 
 // -------------------------------------------------------------------- keys
 
+#[utoipa::path(
+    get,
+    path = "/admin/api/v1/keys",
+    tag = "keys",
+    security(("bearer" = [])),
+    responses((status = 200, description = "OK", body = Items<KeyInfo>), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
 #[get("/admin/api/v1/keys")]
 pub async fn keys_list(req: HttpRequest, core: Data<Core>) -> HttpResponse {
     done(
         async {
             principal(&req, &core, "keys:read").await?;
             let keys = core.list_keys().await.map_err(core_error)?;
-            Ok(ok(StatusCode::OK, &json!({ "items": keys })))
+            Ok(ok(StatusCode::OK, &Items { items: keys }))
         }
         .await,
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RotateBody {
+pub struct RotateBody {
     #[serde(default)]
     now: bool,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/api/v1/keys/rotate",
+    tag = "keys",
+    security(("bearer" = [])),
+    request_body = Option<RotateBody>,
+    responses((status = 200, description = "OK", body = Items<KeyInfo>), (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
 #[post("/admin/api/v1/keys/rotate")]
 pub async fn keys_rotate(req: HttpRequest, core: Data<Core>, bytes: Bytes) -> HttpResponse {
     done(
@@ -794,7 +1122,7 @@ pub async fn keys_rotate(req: HttpRequest, core: Data<Core>, bytes: Bytes) -> Ht
             let p = principal(&req, &core, "keys:write").await?;
             let b: RotateBody = if bytes.is_empty() { RotateBody { now: false } } else { body(&req, &bytes)? };
             let keys = core.rotate_keys(b.now, &p.actor).await.map_err(core_error)?;
-            Ok(ok(StatusCode::OK, &json!({ "items": keys })))
+            Ok(ok(StatusCode::OK, &Items { items: keys }))
         }
         .await,
     )
@@ -830,6 +1158,14 @@ fn parse_time(name: &str, s: &str) -> Result<DateTime<Utc>, HttpResponse> {
         .ok_or_else(|| bad_request(&format!("{name} must be an RFC 3339 time or a YYYY-MM-DD date.")))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/api/v1/audit",
+    tag = "audit",
+    security(("bearer" = [])),
+    params(("user_id" = Option<String>, Query, max_length = 128), ("kind" = Option<String>, Query, max_length = 128, description = "An event kind, as user.disabled"), ("since" = Option<String>, Query, description = "RFC 3339 time or YYYY-MM-DD"), ("until" = Option<String>, Query, description = "RFC 3339 time or YYYY-MM-DD"), ("page" = Option<i64>, Query, minimum = 1, maximum = 1000000, description = "From 1"), ("per_page" = Option<i64>, Query, minimum = 1, maximum = 200, description = "Default 50")),
+    responses((status = 200, description = "OK", body = AuditList), (status = 400, description = "Bad query parameters", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
 #[get("/admin/api/v1/audit")]
 pub async fn audit_list(req: HttpRequest, core: Data<Core>) -> HttpResponse {
     done(
@@ -844,6 +1180,7 @@ pub async fn audit_list(req: HttpRequest, core: Data<Core>) -> HttpResponse {
             }
             let filter = latchkey_core::audit::AuditFilter {
                 user_id: q.user_id,
+                user_email: None,
                 kind: q.kind,
                 since: q.since.as_deref().map(|s| parse_time("since", s)).transpose()?.map(|t| t.naive_utc()),
                 until: q.until.as_deref().map(|s| parse_time("until", s)).transpose()?.map(|t| t.naive_utc()),
@@ -857,27 +1194,42 @@ pub async fn audit_list(req: HttpRequest, core: Data<Core>) -> HttpResponse {
 
 // ---------------------------------------------------------------- API keys
 
+#[utoipa::path(
+    get,
+    path = "/admin/api/v1/api-keys",
+    tag = "api-keys",
+    security(("bearer" = [])),
+    responses((status = 200, description = "OK", body = Items<ApiKey>), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
 #[get("/admin/api/v1/api-keys")]
 pub async fn apikeys_list(req: HttpRequest, core: Data<Core>) -> HttpResponse {
     done(
         async {
             principal(&req, &core, "apikeys:write").await?;
             let keys = core.list_api_keys().await.map_err(core_error)?;
-            Ok(ok(StatusCode::OK, &json!({ "items": keys })))
+            Ok(ok(StatusCode::OK, &Items { items: keys }))
         }
         .await,
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewKeyBody {
+pub struct NewKeyBody {
     name: String,
     scopes: Vec<String>,
     #[serde(default)]
     expires_at: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/api/v1/api-keys",
+    tag = "api-keys",
+    security(("bearer" = [])),
+    request_body = NewKeyBody,
+    responses((status = 201, description = "Created", body = CreatedApiKey), (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
 #[post("/admin/api/v1/api-keys")]
 pub async fn apikeys_create(req: HttpRequest, core: Data<Core>, bytes: Bytes) -> HttpResponse {
     done(
@@ -902,6 +1254,14 @@ pub async fn apikeys_create(req: HttpRequest, core: Data<Core>, bytes: Bytes) ->
     )
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/api/v1/api-keys/{id}",
+    tag = "api-keys",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The key's id or prefix")),
+    responses((status = 204, description = "No content"), (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
 #[delete("/admin/api/v1/api-keys/{id}")]
 pub async fn apikeys_revoke(req: HttpRequest, core: Data<Core>, id: Path<String>) -> HttpResponse {
     done(
@@ -913,4 +1273,87 @@ pub async fn apikeys_revoke(req: HttpRequest, core: Data<Core>, id: Path<String>
         }
         .await,
     )
+}
+
+// ----------------------------------------------------------------- OpenAPI
+
+/// The admin API's OpenAPI document, made from the handlers' annotations.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Latchkey admin API",
+        version = "1",
+        description = "Users, groups, clients, policy, signing keys, the audit log and API keys. Authenticate with an API key (`Authorization: Bearer lk_…`, its scopes decide) or an admin's access token with the latchkey:admin scope. Every refusal is an RFC 9457 problem."
+    ),
+    paths(
+        users_list,
+        users_create,
+        users_get,
+        users_update,
+        users_delete,
+        users_sign_out,
+        users_reset_mfa,
+        users_resend_verification,
+        users_sessions,
+        groups_list,
+        groups_create,
+        groups_get,
+        groups_update,
+        groups_delete,
+        groups_add_member,
+        groups_remove_member,
+        clients_list,
+        clients_create,
+        clients_get,
+        clients_update,
+        clients_delete,
+        clients_rotate_secret,
+        policy_get,
+        policy_set,
+        keys_list,
+        keys_rotate,
+        audit_list,
+        apikeys_list,
+        apikeys_create,
+        apikeys_revoke
+    ),
+    components(schemas(Problem)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key (lk_…) or an admin access token (latchkey:admin)"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+static OPENAPI_JSON: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The OpenAPI document; public, like any API description.
+#[get("/admin/api/v1/openapi.json")]
+pub async fn openapi_json() -> HttpResponse {
+    let doc = OPENAPI_JSON.get_or_init(|| match ApiDoc::openapi().to_json() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "the OpenAPI document could not be written");
+            String::new()
+        }
+    });
+    if doc.is_empty() {
+        return core_error(CoreError::Internal("OpenAPI document unavailable".into()));
+    }
+    HttpResponse::Ok().content_type("application/json").body(doc.clone())
 }

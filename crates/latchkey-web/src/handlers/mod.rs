@@ -1,4 +1,5 @@
 pub mod account;
+pub mod admin;
 pub mod admin_api;
 pub mod assets;
 pub mod auth;
