@@ -9,18 +9,18 @@ use serde_json::{Value, json};
 
 use crate::support::STRONG_PASSWORD;
 
-async fn key(app: &TestApp, scopes: &[&str]) -> String {
+pub(crate) async fn key(app: &TestApp, scopes: &[&str]) -> String {
     let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
     app.core.create_api_key("test", &scopes, None, None, &Actor::Cli).await.expect("key").key
 }
 
-struct Call {
-    status: StatusCode,
+pub(crate) struct Call {
+    pub status: StatusCode,
     content_type: String,
-    body: Value,
+    pub body: Value,
 }
 
-async fn call(app: &TestApp, key: Option<&str>, method: Method, path: &str, body: Option<Value>) -> Call {
+pub(crate) async fn call(app: &TestApp, key: Option<&str>, method: Method, path: &str, body: Option<Value>) -> Call {
     let mut req = app.client.request(method, app.url(&format!("/admin/api/v1{path}")));
     if let Some(k) = key {
         req = req.bearer_auth(k);
@@ -38,14 +38,14 @@ async fn call(app: &TestApp, key: Option<&str>, method: Method, path: &str, body
 
 impl Call {
     /// A problem+json refusal with this status.
-    fn refused(&self, status: u16) -> &Self {
+    pub(crate) fn refused(&self, status: u16) -> &Self {
         assert_eq!(self.status.as_u16(), status, "{}", self.body);
         assert_eq!(self.content_type, "application/problem+json", "{}", self.body);
         assert_eq!(self.body["status"], status);
         assert!(self.body["title"].is_string() && self.body["type"] == "about:blank");
         self
     }
-    fn ok(&self, status: u16) -> &Value {
+    pub(crate) fn ok(&self, status: u16) -> &Value {
         assert_eq!(self.status.as_u16(), status, "{}", self.body);
         &self.body
     }
@@ -206,8 +206,13 @@ async fn users_can_be_listed_created_changed_and_deleted() {
     assert_eq!(call(&app, Some(&k), Method::DELETE, &format!("/users/{id}"), None).await.status, 204);
     call(&app, Some(&k), Method::DELETE, &format!("/users/{id}"), None).await.refused(404);
 
-    // Every change is audited with the key's prefix as the actor.
-    let events = call(&app, Some(&k), Method::GET, &format!("/audit?user_id={id}"), None).await;
+    // Every change is audited with the key's prefix as the actor; once the
+    // account is deleted its events carry a pseudonym instead of its id.
+    let deleted = call(&app, Some(&k), Method::GET, "/audit?kind=user.deleted", None).await;
+    let deleted = deleted.ok(200)["items"][0].clone();
+    let pseudonym = deleted["user_id"].as_str().expect("a pseudonym").to_owned();
+    assert!(pseudonym.starts_with("deleted:") && deleted["user_email"].is_null(), "{deleted}");
+    let events = call(&app, Some(&k), Method::GET, &format!("/audit?user_id={pseudonym}"), None).await;
     let events = events.ok(200)["items"].as_array().expect("items").clone();
     let kinds: Vec<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
     for kind in ["user.created", "user.admin_granted", "user.updated", "user.deleted"] {

@@ -275,29 +275,15 @@ pub async fn set_disabled(core: &Core, email: &str, disabled: bool, actor: &Acto
     Ok(row.into())
 }
 
-/// Deletes the account with this email. The audit trail keeps the event.
+/// Deletes the account with this email (the CLI's `user delete`), as
+/// [`Core::delete_account`] does: sessions, tokens and data go, the audit
+/// trail stays with the account pseudonymised, and a mail says so.
 pub async fn delete_user(core: &Core, email: &str, actor: &Actor) -> Result<User, CoreError> {
     let (_, normalized) = normalize_email(email)?;
-    let now = core.clock.now_naive();
-    let actor = actor.clone();
-    let row = core
-        .db
-        .run(move |conn| {
-            latchkey_db::transaction(conn, |conn| {
-                let Some(user) = q::find_by_email(conn, &normalized)? else {
-                    return Err(latchkey_db::DbError::NotFound);
-                };
-                q::delete(conn, &user.id)?;
-                audit::record(conn, now, &Event::new("user.deleted", &actor).user(&user.id, &user.email_normalized))?;
-                Ok(user)
-            })
-        })
-        .await
-        .map_err(not_found("user"))?;
-    core.users.forget(&row.id);
-    core.end_other_sessions(&row.id, None).await?;
-    core.revoke_all_user_tokens(&row.id).await?;
-    Ok(row.into())
+    let Some(row) = core.db.run(move |conn| q::find_by_email(conn, &normalized)).await? else {
+        return Err(CoreError::NotFound("user"));
+    };
+    core.delete_account(&row.id, actor, &crate::sessions::RequestContext::default(), true).await
 }
 
 pub(crate) fn not_found(what: &'static str) -> impl Fn(latchkey_db::DbError) -> CoreError {

@@ -121,7 +121,7 @@ impl Core {
             return Err(CoreError::Conflict("You cannot delete your own account here.".into()));
         }
         let user = self.user_or_404(id).await?;
-        accounts::delete_user(self, &user.email, actor).await?;
+        self.delete_account(&user.id, actor, &crate::sessions::RequestContext::default(), true).await?;
         Ok(())
     }
 

@@ -31,6 +31,8 @@ pub const SCOPES: &[&str] = &[
     "keys:read",
     "keys:write",
     "apikeys:write",
+    "webhooks:read",
+    "webhooks:write",
 ];
 pub const MAX_NAME_CHARS: usize = 100;
 const KEY_START: &str = "lk_";

@@ -24,6 +24,9 @@ pub enum Actor {
     Admin(String),
     /// An admin API key, by its visible prefix.
     ApiKey(String),
+    /// Latchkey itself, in scheduled work (`retention`: the maintenance
+    /// round's purges).
+    System(String),
 }
 
 impl Actor {
@@ -34,6 +37,7 @@ impl Actor {
             Actor::Anonymous => "anonymous".to_owned(),
             Actor::Admin(id) => format!("admin:{id}"),
             Actor::ApiKey(prefix) => format!("apikey:{prefix}"),
+            Actor::System(task) => format!("system:{task}"),
         }
     }
 }
@@ -89,7 +93,7 @@ pub fn record(conn: &mut DbConnection, at: NaiveDateTime, e: &Event<'_>) -> Resu
     q::insert(
         conn,
         &AuditRow {
-            id,
+            id: id.clone(),
             at,
             kind: e.kind.to_owned(),
             outcome: e.outcome.to_owned(),
@@ -100,7 +104,9 @@ pub fn record(conn: &mut DbConnection, at: NaiveDateTime, e: &Event<'_>) -> Resu
             user_agent: e.user_agent.map(|s| s.chars().take(512).collect()),
             detail: e.detail.to_string(),
         },
-    )
+    )?;
+    // Webhook events are born with the audit event, in its transaction.
+    crate::webhooks::enqueue(conn, at, &id, e)
 }
 
 /// An event as `latchkey audit list` shows it.
@@ -135,12 +141,11 @@ impl From<AuditRow> for AuditEntry {
     }
 }
 
-/// How long audit events are kept.
-pub const RETENTION_DAYS: i64 = 2 * 365;
-
-/// Deletes events older than the retention period; returns how many.
+/// Deletes events older than `retention.audit_days` (730 by default);
+/// returns how many.
 pub async fn purge_expired(core: &crate::Core) -> Result<usize, CoreError> {
-    let before = (core.clock.now() - chrono::Duration::days(RETENTION_DAYS)).naive_utc();
+    let days = i64::try_from(core.settings.retention.audit_days).unwrap_or(36_500);
+    let before = (core.clock.now() - chrono::Duration::days(days)).naive_utc();
     Ok(core.db.run(move |conn| q::purge_before(conn, before)).await?)
 }
 

@@ -98,8 +98,9 @@ impl Core {
             .db
             .run(move |conn| {
                 let mut owned = owned;
-                // Events name the account's address too, so they stay
-                // findable by it after the account is gone.
+                // Events name the account's address too, so they are
+                // findable by it (until the account is deleted: a pseudonym
+                // then stands for both).
                 if owned.user_email.is_none()
                     && let Some(id) = &owned.user_id
                 {
@@ -134,7 +135,7 @@ impl Core {
             .await;
             return Ok(AfterFirstFactor::SecondFactor { token, user });
         }
-        let device_token = self.new_device_token(&user.email).await?;
+        let device_token = self.new_device_token(&user.id, &user.email).await?;
         let mut signed_in = self.signed_in_now(user, vec![method.to_owned()], method, ctx).await?;
         signed_in.device_token = Some(device_token);
         Ok(AfterFirstFactor::SignedIn(Box::new(signed_in)))
@@ -142,15 +143,12 @@ impl Core {
 
     /// A known-device token for this browser and account (stored hashed),
     /// given once the sign-in is complete.
-    pub(crate) async fn new_device_token(&self, email: &str) -> Result<String, CoreError> {
+    pub(crate) async fn new_device_token(&self, user_id: &str, email: &str) -> Result<String, CoreError> {
         let device_token = random_token()?;
-        self.store
-            .put(
-                &hashed_key(DEVICE, &device_token),
-                crate::tokens::hash_secret(&email.to_lowercase()).as_bytes(),
-                self.settings.lifetimes.known_device,
-            )
-            .await?;
+        let key = hashed_key(DEVICE, &device_token);
+        let ttl = self.settings.lifetimes.known_device;
+        self.store.put(&key, crate::tokens::hash_secret(&email.to_lowercase()).as_bytes(), ttl).await?;
+        self.remember_user_key(user_id, &key, ttl).await?;
         Ok(device_token)
     }
 
@@ -237,6 +235,8 @@ impl Core {
         self.address_attempt("signup", ctx.ip.as_deref(), l.signup_per_minute, std::time::Duration::from_secs(60))
             .await?;
         let (shown, normalized) = normalize_email(email)?;
+        // The same refusal whether or not the address has an account.
+        crate::disposable::check_self_signup(&self.settings.signup, &normalized)?;
         let mut inputs = vec![shown.as_str()];
         if let Some(n) = &name {
             inputs.push(n);
@@ -294,13 +294,9 @@ impl Core {
         let token = random_token()?;
         let record = LinkRecord { user_id: user.id.clone(), email: user.email.clone() };
         let ttl = self.settings.lifetimes.verification_link;
-        self.store
-            .put(
-                &hashed_key(VERIFY, &token),
-                &serde_json::to_vec(&record).map_err(|e| CoreError::Internal(e.to_string()))?,
-                ttl,
-            )
-            .await?;
+        let key = hashed_key(VERIFY, &token);
+        self.store.put(&key, &serde_json::to_vec(&record).map_err(|e| CoreError::Internal(e.to_string()))?, ttl).await?;
+        self.remember_user_key(&user.id, &key, ttl).await?;
         let link = format!("{}/email/verify?token={token}", self.settings.server.public_url);
         let mail =
             crate::mail::verify_email(&user.email, &link, ttl).map_err(|e| CoreError::Internal(e.to_string()))?;
@@ -417,13 +413,9 @@ impl Core {
     async fn mint_reset_link(&self, user: &User) -> Result<String, CoreError> {
         let token = random_token()?;
         let record = LinkRecord { user_id: user.id.clone(), email: user.email.clone() };
-        self.store
-            .put(
-                &hashed_key(RESET, &token),
-                &serde_json::to_vec(&record).map_err(|e| CoreError::Internal(e.to_string()))?,
-                self.settings.lifetimes.reset_link,
-            )
-            .await?;
+        let (key, ttl) = (hashed_key(RESET, &token), self.settings.lifetimes.reset_link);
+        self.store.put(&key, &serde_json::to_vec(&record).map_err(|e| CoreError::Internal(e.to_string()))?, ttl).await?;
+        self.remember_user_key(&user.id, &key, ttl).await?;
         Ok(token)
     }
 
@@ -458,13 +450,9 @@ impl Core {
         let token = random_token()?;
         let ttl = self.settings.lifetimes.reset_link;
         let record = LinkRecord { user_id: row.id.clone(), email: row.email.clone() };
-        self.store
-            .put(
-                &hashed_key(RESET, &token),
-                &serde_json::to_vec(&record).map_err(|e| CoreError::Internal(e.to_string()))?,
-                ttl,
-            )
-            .await?;
+        let key = hashed_key(RESET, &token);
+        self.store.put(&key, &serde_json::to_vec(&record).map_err(|e| CoreError::Internal(e.to_string()))?, ttl).await?;
+        self.remember_user_key(&row.id, &key, ttl).await?;
         let link = format!("{}/password/reset?token={token}", self.settings.server.public_url);
         let mail =
             crate::mail::reset_password(&row.email, &link, ttl).map_err(|e| CoreError::Internal(e.to_string()))?;
@@ -692,6 +680,7 @@ impl OwnedEvent {
             Some(("user", id)) => Actor::User(id.to_owned()),
             Some(("admin", id)) => Actor::Admin(id.to_owned()),
             Some(("apikey", prefix)) => Actor::ApiKey(prefix.to_owned()),
+            Some(("system", task)) => Actor::System(task.to_owned()),
             _ if self.actor == "cli" => Actor::Cli,
             _ => Actor::Anonymous,
         }

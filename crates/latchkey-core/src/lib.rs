@@ -10,6 +10,7 @@ pub mod auth;
 pub mod background;
 pub mod clients;
 pub mod clock;
+pub mod disposable;
 pub mod error;
 pub mod groups;
 pub mod keys;
@@ -21,6 +22,7 @@ pub mod net;
 pub mod oidc;
 pub mod outbound;
 pub mod password;
+pub mod privacy;
 pub mod ratelimit;
 pub mod rewrap;
 pub mod secrets;
@@ -31,6 +33,7 @@ pub mod store;
 pub mod tokens;
 pub mod upstream;
 pub mod webauthn;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -77,6 +80,8 @@ pub struct Core {
     pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
     /// Work finishing after its answer went out.
     pub background: Arc<background::Background>,
+    /// What this instance's maintenance rounds removed (for `/metrics`).
+    pub purged: Arc<maintenance::PurgeTotals>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -174,6 +179,7 @@ impl Core {
             deliveries_wakeup: Arc::new(tokio::sync::Notify::new()),
             upstream_metadata: Arc::new(upstream::MetadataCache::default()),
             background: Arc::new(background::Background::default()),
+            purged: Arc::new(maintenance::PurgeTotals::default()),
             clock,
         })
     }

@@ -66,6 +66,12 @@ impl Core {
         let l = &self.settings.limits;
         self.address_attempt(MAGIC, ctx.ip.as_deref(), l.magic_link_requests_per_address_per_hour, HOUR).await?;
         let (shown, normalized) = normalize_email(email)?;
+        // Where a link may create an account it is a self sign-up: an address
+        // at a disposable-mail domain is refused, with or without an account
+        // (the same answer either way).
+        if self.settings.magic_links.create_accounts {
+            crate::disposable::check_self_signup(&self.settings.signup, &normalized)?;
+        }
         // Whether the address has an account decides what happens next:
         // after the answer, so the answer takes as long either way.
         let core = self.clone();
@@ -87,10 +93,10 @@ impl Core {
         let l = &self.settings.limits;
         let n = normalized.clone();
         let row = self.db.run(move |conn| latchkey_db::users::find_by_email(conn, &n)).await?;
-        let to = match row {
+        let (to, user_id) = match row {
             Some(r) if r.disabled => return Ok(()),
-            Some(r) => r.email,
-            None if self.settings.magic_links.create_accounts => shown,
+            Some(r) => (r.email, Some(r.id)),
+            None if self.settings.magic_links.create_accounts => (shown, None),
             None => return Ok(()),
         };
         if !self.account_mail_allowed(MAGIC, &normalized, l.magic_link_mails_per_account_per_hour).await? {
@@ -105,7 +111,11 @@ impl Core {
             next: next.to_owned(),
         };
         let json = serde_json::to_vec(&record).map_err(|e| CoreError::Internal(e.to_string()))?;
-        self.store.put(&hashed_key(MAGIC, &token), &json, ttl).await?;
+        let key = hashed_key(MAGIC, &token);
+        self.store.put(&key, &json, ttl).await?;
+        if let Some(id) = &user_id {
+            self.remember_user_key(id, &key, ttl).await?;
+        }
         let link = format!("{}/login/link?token={token}", self.settings.server.public_url);
         let mail = crate::mail::magic_link(&to, &link, ttl).map_err(|e| CoreError::Internal(e.to_string()))?;
         self.queue_mail(mail).await;
@@ -208,6 +218,10 @@ impl Core {
                 Ok(Some(User::from(row)))
             }
             None if self.settings.magic_links.create_accounts => {
+                // A link sent before the domain was listed creates nothing.
+                if crate::disposable::check_self_signup(&self.settings.signup, normalized).is_err() {
+                    return Ok(None);
+                }
                 let new = NewUser { email: email.to_owned(), email_verified: true, ..Default::default() };
                 match create_user(self, new, &Actor::Anonymous).await {
                     Ok(user) => Ok(Some(user)),

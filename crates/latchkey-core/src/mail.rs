@@ -153,23 +153,27 @@ impl Core {
     }
 
     async fn try_queue_mail(&self, mail: Mail) -> Result<(), CoreError> {
+        let row = self.outbox_row(mail)?;
+        self.db.run(move |conn| q::insert(conn, &row)).await?;
+        self.mail_queued();
+        Ok(())
+    }
+
+    /// A message built and sealed as the outbox keeps it, for a caller that
+    /// writes it in a transaction of its own; call [`Core::mail_queued`]
+    /// once that is committed.
+    pub(crate) fn outbox_row(&self, mail: Mail) -> Result<MailRow, CoreError> {
         let recipient = mail.to.clone();
         let raw = self.mailer.build(mail).map_err(|e| CoreError::Internal(e.to_string()))?;
         let id = uuid::Uuid::new_v4().to_string();
         let sealed = self.secrets.seal(&sealed_context(&id), &raw).map_err(|e| CoreError::Internal(e.to_string()))?;
         let now = self.clock.now_naive();
-        let row = MailRow {
-            id,
-            created_at: now,
-            next_attempt_at: now,
-            attempts: 0,
-            recipient,
-            message: sealed,
-            last_error: None,
-        };
-        self.db.run(move |conn| q::insert(conn, &row)).await?;
+        Ok(MailRow { id, created_at: now, next_attempt_at: now, attempts: 0, recipient, message: sealed, last_error: None })
+    }
+
+    /// Wakes the worker: a message is in the outbox.
+    pub(crate) fn mail_queued(&self) {
         self.mailer.wakeup.notify_one();
-        Ok(())
     }
 
     /// One delivery round: sends what is due (one instance at a time, under
@@ -410,5 +414,32 @@ pub fn security_notice(to: &str, title: &str, what: &str, account: &str, forgot:
         subject: title.to_owned(),
         text: render(&NoticeText { title, what, account, forgot })?,
         html: render(&NoticeHtml { title, what, account, forgot })?,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "mail/account_deleted.txt")]
+struct DeletedText<'a> {
+    email: &'a str,
+    by_admin: bool,
+    service: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "mail/account_deleted.html")]
+struct DeletedHtml<'a> {
+    email: &'a str,
+    by_admin: bool,
+    service: &'a str,
+}
+
+/// The account at `to` was deleted (by its owner, or by an administrator
+/// when `by_admin`); `service` is the public URL it was kept at.
+pub fn account_deleted(to: &str, by_admin: bool, service: &str) -> Result<Mail, MailError> {
+    Ok(Mail {
+        to: to.to_owned(),
+        subject: "Your account was deleted".into(),
+        text: render(&DeletedText { email: to, by_admin, service })?,
+        html: render(&DeletedHtml { email: to, by_admin, service })?,
     })
 }

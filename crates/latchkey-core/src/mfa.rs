@@ -381,7 +381,7 @@ impl Core {
                 let mut amr = record.amr.clone();
                 add(&mut amr);
                 let (session_id, session) = self.create_session(&record.user_id, amr.clone(), ctx).await?;
-                let device_token = self.new_device_token(&user.email).await?;
+                let device_token = self.new_device_token(&user.id, &user.email).await?;
                 self.audit(
                     event_ctx(Event::new("login.succeeded", &Actor::User(record.user_id.clone())), ctx)
                         .with_user_id(&record.user_id)

@@ -1,5 +1,5 @@
 //! The one outbound HTTP client for calls made on others' behalf:
-//! back-channel logout and upstream providers (webhooks later).
+//! back-channel logout, webhooks and upstream providers.
 //!
 //! A URL given by a client or an admin must not reach inside the network we
 //! run in, so: http(s) only, no credentials in the URL, the host name is

@@ -46,6 +46,23 @@ struct RawSettings {
     keys: RawKeys,
     outbound: RawOutbound,
     magic_links: RawMagicLinks,
+    retention: RawRetention,
+    signup: RawSignup,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRetention {
+    audit_days: Option<u64>,
+    unverified_days: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSignup {
+    allow_disposable: Option<bool>,
+    #[serde(deserialize_with = "string_or_list")]
+    disposable_domains: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -205,6 +222,8 @@ pub struct Settings {
     pub keys: KeySettings,
     pub outbound: OutboundSettings,
     pub magic_links: MagicLinkSettings,
+    pub retention: RetentionSettings,
+    pub signup: SignupSettings,
     /// Upstream OpenID providers, in the order of the sign-in buttons.
     pub providers: Vec<providers::UpstreamProvider>,
 }
@@ -215,6 +234,33 @@ pub struct MagicLinkSettings {
     /// Whether a link may be sent to an address with no account, creating
     /// the account (with that address verified) when it is used.
     pub create_accounts: bool,
+}
+
+/// What the maintenance round deletes, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionSettings {
+    /// Audit events older than this many days are deleted.
+    pub audit_days: u64,
+    /// Accounts whose address was never verified are deleted this many days
+    /// after they were created; `None`: never.
+    pub unverified_days: Option<u64>,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings { audit_days: 730, unverified_days: Some(30) }
+    }
+}
+
+/// Self sign-up rules (the sign-up form, sign-in links that create
+/// accounts, an upstream provider's first sign-in).
+#[derive(Debug, Clone, Default)]
+pub struct SignupSettings {
+    /// Let addresses at disposable-mail domains sign up.
+    pub allow_disposable: bool,
+    /// Domains refused besides the built-in list (lower case, each also
+    /// covering its subdomains).
+    pub disposable_domains: std::collections::HashSet<String>,
 }
 
 /// Calls made on others' behalf (back-channel logout).
@@ -515,6 +561,8 @@ impl Settings {
         let outbound = OutboundSettings { allow_loopback: raw.outbound.allow_loopback.unwrap_or(false) };
         let providers = providers::validate(raw.providers, outbound.allow_loopback)?;
         let magic_links = MagicLinkSettings { create_accounts: raw.magic_links.create_accounts.unwrap_or(false) };
+        let retention = validate_retention(raw.retention)?;
+        let signup = validate_signup(raw.signup)?;
         Ok(Settings {
             server,
             data_dir,
@@ -529,6 +577,8 @@ impl Settings {
             keys,
             outbound,
             magic_links,
+            retention,
+            signup,
             providers,
         })
     }
@@ -814,6 +864,41 @@ fn validate_limits(raw: RawLimits) -> Result<Limits, ConfigError> {
             600,
         )?,
     })
+}
+
+fn validate_retention(raw: RawRetention) -> Result<RetentionSettings, ConfigError> {
+    let audit_days = raw.audit_days.unwrap_or(730);
+    if !(1..=36_500).contains(&audit_days) {
+        return Err(ConfigError::new(
+            "retention.audit_days",
+            "must be between 1 and 36500 days (audit events cannot be kept for less than a day)",
+        ));
+    }
+    let unverified_days = match raw.unverified_days.unwrap_or(30) {
+        0 => None,
+        d @ 1..=3650 => Some(d),
+        _ => {
+            return Err(ConfigError::new(
+                "retention.unverified_days",
+                "must be between 1 and 3650 days, or 0 to keep accounts whose address was never verified",
+            ));
+        }
+    };
+    Ok(RetentionSettings { audit_days, unverified_days })
+}
+
+fn validate_signup(raw: RawSignup) -> Result<SignupSettings, ConfigError> {
+    let mut disposable_domains = std::collections::HashSet::new();
+    for (i, entry) in raw.disposable_domains.unwrap_or_default().iter().enumerate() {
+        let domain = crate::disposable::normalize_domain(entry).ok_or_else(|| {
+            ConfigError::new(
+                format!("signup.disposable_domains[{i}]"),
+                format!("{entry:?} is not a domain name such as mailinator.com"),
+            )
+        })?;
+        disposable_domains.insert(domain);
+    }
+    Ok(SignupSettings { allow_disposable: raw.allow_disposable.unwrap_or(false), disposable_domains })
 }
 
 fn validate_sessions(raw: RawSessions) -> Result<SessionSettings, ConfigError> {

@@ -451,6 +451,10 @@ impl Core {
                 },
                 (Some(_), false) => return Ok(Outcome::AddressTaken { provider: p.display_name.clone() }),
                 (None, _) => {
+                    // A first sign-in here is a self sign-up.
+                    if crate::disposable::check_self_signup(&self.settings.signup, &normalized).is_err() {
+                        return Ok(Outcome::Refused(crate::disposable::REFUSAL.to_owned()));
+                    }
                     let new = NewUser {
                         email: shown,
                         name: claims
@@ -476,7 +480,7 @@ impl Core {
             if let Err(e) = self.link_identity(p, &user.id, &claims, ctx).await {
                 // Never a half-made account: one made here goes again.
                 if created {
-                    let _ = crate::accounts::delete_user(self, &user.email, &Actor::Anonymous).await;
+                    let _ = self.delete_account(&user.id, &Actor::Anonymous, ctx, false).await;
                 }
                 return match e {
                     // A concurrent sign-in linked it first: start again.

@@ -15,7 +15,7 @@ pub use connection::{Backend, DbConnection, DbTarget, PoolOptions};
 pub use error::DbError;
 pub use queries::{
     api_keys, audit, clients, consents, deliveries, groups, identities, mail_outbox, mfa, refresh_tokens, signing_keys,
-    store, users,
+    store, users, webhooks,
 };
 
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");

@@ -90,7 +90,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     identities,
     user_groups,
     group_members,
-    api_keys
+    api_keys,
+    webhooks,
+    webhook_attempts
 );
 
 diesel::table! {
@@ -262,3 +264,32 @@ diesel::table! {
         revoked_at -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    webhooks (id) {
+        id -> Text,
+        url -> Text,
+        description -> Text,
+        events -> Text,
+        secret -> Text,
+        enabled -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_attempts (id) {
+        id -> Text,
+        webhook_id -> Text,
+        event_id -> Text,
+        event_type -> Text,
+        at -> Timestamp,
+        attempt -> BigInt,
+        status -> Nullable<BigInt>,
+        outcome -> Text,
+        error -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(webhook_attempts -> webhooks (webhook_id));

@@ -34,6 +34,8 @@ pub struct TestAppBuilder {
     database_url: Option<String>,
     sessions_url: Option<String>,
     migrate: bool,
+    /// No mail or delivery worker: the test drives them.
+    no_workers: bool,
 }
 
 impl TestApp {
@@ -115,6 +117,13 @@ impl TestAppBuilder {
         self
     }
 
+    /// Runs no mail or delivery worker beside the server; the test calls
+    /// them itself (with an injected outbound client, say).
+    pub fn without_workers(mut self) -> Self {
+        self.no_workers = true;
+        self
+    }
+
     pub async fn spawn(self) -> TestApp {
         let db = self.db.unwrap_or_else(|| Arc::new(TestDb::new()));
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
@@ -160,11 +169,14 @@ impl TestAppBuilder {
             .expect("server builds");
         let handle = server.handle();
         let worker_core = core.clone();
+        let workers = !self.no_workers;
         let thread = std::thread::spawn(move || {
             if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 // The mail worker runs beside the server, as in `serve`.
-                rt.spawn(latchkey_core::mail::run_worker(worker_core.clone()));
-                rt.spawn(latchkey_core::oidc::backchannel::run_worker(worker_core));
+                if workers {
+                    rt.spawn(latchkey_core::mail::run_worker(worker_core.clone()));
+                    rt.spawn(latchkey_core::oidc::backchannel::run_worker(worker_core));
+                }
                 let _ = rt.block_on(server);
             }
         });

@@ -30,6 +30,12 @@ struct DbName {
     datname: String,
 }
 
+#[derive(QueryableByName)]
+struct TextRow {
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    v: Option<String>,
+}
+
 impl TestDb {
     /// SQLite unless `LATCHKEY_TEST_DATABASE_URL` names a PostgreSQL server.
     pub fn new() -> TestDb {
@@ -80,6 +86,25 @@ impl TestDb {
     pub fn execute(&self, sql: &str) -> usize {
         use diesel::RunQueryDsl as _;
         diesel::sql_query(sql).execute(&mut self.connect()).expect("the statement runs")
+    }
+
+    /// The text column `v` of every row `sql` selects (NULLs left out), for
+    /// checks that read stored values straight from the database.
+    pub fn texts(&self, sql: &str) -> Vec<String> {
+        let target = latchkey_db::DbTarget::parse(&self.url).expect("test database URL");
+        let rows: Vec<TextRow> = match target.backend {
+            latchkey_db::Backend::Postgres => {
+                sql_query(sql).load(&mut PgConnection::establish(&self.url).expect("connect to the test database"))
+            }
+            latchkey_db::Backend::Sqlite => {
+                let mut conn = diesel::SqliteConnection::establish(&target.target).expect("open the test database");
+                // The app may be writing: wait for it rather than fail.
+                sql_query("PRAGMA busy_timeout = 5000").execute(&mut conn).expect("busy timeout");
+                sql_query(sql).load(&mut conn)
+            }
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        rows.into_iter().filter_map(|r| r.v).collect()
     }
 
     /// A blocking connection, for checks that look at rows directly.

@@ -7,9 +7,22 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
+/// One request the sink answered 200: its headers (names lower-cased) and body.
+#[derive(Clone, Debug)]
+pub struct ReceivedRequest {
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl ReceivedRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
 pub struct HttpSink {
     pub url: String,
-    bodies: Arc<Mutex<Vec<String>>>,
+    bodies: Arc<Mutex<Vec<ReceivedRequest>>>,
     status: Arc<AtomicU16>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -28,6 +41,7 @@ impl HttpSink {
                 tokio::spawn(async move {
                     let mut reader = BufReader::new(stream);
                     let mut length = 0usize;
+                    let mut headers = Vec::new();
                     loop {
                         let mut line = String::new();
                         if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
@@ -37,10 +51,11 @@ impl HttpSink {
                         if l.is_empty() {
                             break;
                         }
-                        if let Some((k, v)) = l.split_once(':')
-                            && k.eq_ignore_ascii_case("content-length")
-                        {
-                            length = v.trim().parse().unwrap_or(0);
+                        if let Some((k, v)) = l.split_once(':') {
+                            if k.eq_ignore_ascii_case("content-length") {
+                                length = v.trim().parse().unwrap_or(0);
+                            }
+                            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
                         }
                     }
                     let mut body = vec![0u8; length.min(1 << 20)];
@@ -49,7 +64,8 @@ impl HttpSink {
                     }
                     let code = st.load(Ordering::SeqCst);
                     if code == 200 {
-                        b.lock().unwrap_or_else(|p| p.into_inner()).push(String::from_utf8_lossy(&body).into_owned());
+                        let body = String::from_utf8_lossy(&body).into_owned();
+                        b.lock().unwrap_or_else(|p| p.into_inner()).push(ReceivedRequest { headers, body });
                     }
                     let reply = format!("HTTP/1.1 {code} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
                     let _ = reader.into_inner().write_all(reply.as_bytes()).await;
@@ -61,6 +77,11 @@ impl HttpSink {
 
     /// The bodies of the requests answered 200 so far.
     pub fn bodies(&self) -> Vec<String> {
+        self.received().into_iter().map(|r| r.body).collect()
+    }
+
+    /// The requests answered 200 so far, headers included.
+    pub fn received(&self) -> Vec<ReceivedRequest> {
         self.bodies.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 

@@ -16,7 +16,7 @@ pub use app::{TestApp, TestAppBuilder};
 pub use browser::{Browser, Page, SentMail, hidden};
 pub use db::TestDb;
 pub use fake_github::FakeGitHub;
-pub use http_sink::HttpSink;
+pub use http_sink::{HttpSink, ReceivedRequest};
 pub use proxy::TcpProxy;
 pub use rp::{REDIRECT_URI, TestClient, query_of};
 pub use smtp::{Received, SmtpSink};

@@ -1,7 +1,9 @@
 //! Prometheus metrics: requests by route and status, latency histograms,
-//! the password-hashing queue, the database pool, and whether the database
-//! and the store answer. Served at `/metrics` to `server.metrics_allow` only.
+//! the password-hashing queue, the database pool, whether the database
+//! and the store answer, and what retention removed. Served at `/metrics`
+//! to `server.metrics_allow` only.
 
+use latchkey_core::maintenance::{Purge, PurgeTotals};
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
 pub struct Metrics {
@@ -13,6 +15,11 @@ pub struct Metrics {
     pub db_idle: IntGauge,
     pub db_up: IntGauge,
     pub store_up: IntGauge,
+    /// What this instance's maintenance rounds removed, by `what`.
+    pub retention_purged: IntCounterVec,
+    /// Serialises [`Metrics::sync_retention`], so that two scrapes at once
+    /// cannot add the same rows twice.
+    retention_sync: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -38,6 +45,14 @@ impl Metrics {
         let db_idle = IntGauge::new("db_pool_idle_connections", "Idle database connections in the pool")?;
         let db_up = IntGauge::new("database_up", "1 when the database answered the last probe")?;
         let store_up = IntGauge::new("store_up", "1 when the session store answered the last probe")?;
+        let retention_purged = IntCounterVec::new(
+            Opts::new("retention_purged_total", "Rows removed by this instance's maintenance rounds, by what they were"),
+            &["what"],
+        )?;
+        // Every series exists from the start, at 0.
+        for what in Purge::ALL {
+            retention_purged.with_label_values(&[what.label()]);
+        }
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(hash_queue.clone()))?;
@@ -45,7 +60,32 @@ impl Metrics {
         registry.register(Box::new(db_idle.clone()))?;
         registry.register(Box::new(db_up.clone()))?;
         registry.register(Box::new(store_up.clone()))?;
-        Ok(Metrics { registry, requests, latency, hash_queue, db_connections, db_idle, db_up, store_up })
+        registry.register(Box::new(retention_purged.clone()))?;
+        Ok(Metrics {
+            registry,
+            requests,
+            latency,
+            hash_queue,
+            db_connections,
+            db_idle,
+            db_up,
+            store_up,
+            retention_purged,
+            retention_sync: std::sync::Mutex::new(()),
+        })
+    }
+
+    /// Brings the retention counters up to the core's totals (the
+    /// maintenance rounds run outside the web server and count there).
+    pub fn sync_retention(&self, totals: &PurgeTotals) {
+        let _guard = self.retention_sync.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for what in Purge::ALL {
+            let counter = self.retention_purged.with_label_values(&[what.label()]);
+            let behind = totals.get(what).saturating_sub(counter.get());
+            if behind > 0 {
+                counter.inc_by(behind);
+            }
+        }
     }
 
     /// Counts one answered request.

@@ -2,7 +2,7 @@
 
 use actix_web::web;
 
-use crate::handlers::{account, admin, admin_api, assets, auth, health, mfa, oidc, upstream, wellknown};
+use crate::handlers::{account, admin, admin_api, assets, auth, health, mfa, oidc, privacy, upstream, wellknown};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(health::healthz)
@@ -59,6 +59,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(account::end_other_sessions)
         .service(account::resend_verification)
         .service(account::revoke_app)
+        .service(privacy::export)
+        .service(privacy::delete_form)
+        .service(privacy::delete)
         .service(oidc::discovery)
         .service(oidc::authorize_get)
         .service(oidc::authorize_post)
@@ -96,6 +99,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(admin::api_key_create)
         .service(admin::api_key_revoke)
         .service(admin::audit_index)
+        .service(admin::webhooks::webhooks_index)
+        .service(admin::webhooks::webhooks_create)
+        .service(admin::webhooks::webhook_show)
+        .service(admin::webhooks::webhook_update)
+        .service(admin::webhooks::webhook_rotate)
+        .service(admin::webhooks::webhook_delete)
         .service(admin_api::openapi_json)
         .service(admin_api::users_list)
         .service(admin_api::users_create)
@@ -106,6 +115,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(admin_api::users_reset_mfa)
         .service(admin_api::users_resend_verification)
         .service(admin_api::users_sessions)
+        .service(admin_api::users_export)
         .service(admin_api::groups_list)
         .service(admin_api::groups_create)
         .service(admin_api::groups_get)
@@ -126,5 +136,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(admin_api::audit_list)
         .service(admin_api::apikeys_list)
         .service(admin_api::apikeys_create)
-        .service(admin_api::apikeys_revoke);
+        .service(admin_api::apikeys_revoke)
+        .service(admin_api::webhooks_list)
+        .service(admin_api::webhooks_create)
+        .service(admin_api::webhooks_get)
+        .service(admin_api::webhooks_update)
+        .service(admin_api::webhooks_delete)
+        .service(admin_api::webhooks_rotate_secret);
 }

@@ -48,6 +48,52 @@ pub enum Command {
     /// Groups of users, and the groups that require MFA.
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Webhook endpoints: other systems told about sign-ups, sign-ins,
+    /// deletions and more, signed in the Standard Webhooks form.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Register an endpoint. Prints its signing secret once.
+    Create {
+        /// Where events are POSTed (https://…).
+        #[arg(long)]
+        url: String,
+        /// user.created, user.updated, user.deleted, signin.succeeded,
+        /// signin.failed, mfa.added, mfa.removed, session.revoked,
+        /// consent.revoked, or * for all; repeat or separate with commas.
+        #[arg(long = "event", value_name = "TYPE", num_args = 1.., required = true)]
+        events: Vec<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List endpoints (never their secrets).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// An endpoint's latest delivery attempts, newest first.
+    Deliveries {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop or resume sending to an endpoint.
+    Disable { id: String },
+    /// Resume sending to a disabled endpoint.
+    Enable { id: String },
+    /// A new signing secret, printed once; the old one stops at once.
+    RotateSecret {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an endpoint, its log and what waits for it.
+    Delete { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,7 +104,8 @@ pub enum ApikeyCommand {
         name: String,
         /// users:read, users:write, clients:read, clients:write, groups:read,
         /// groups:write, policy:read, policy:write, audit:read, keys:read,
-        /// keys:write, apikeys:write; repeat or separate with spaces.
+        /// keys:write, apikeys:write, webhooks:read, webhooks:write; repeat
+        /// or separate with spaces.
         #[arg(long = "scope", value_name = "SCOPE", num_args = 1.., required = true)]
         scopes: Vec<String>,
         /// When the key stops working (RFC 3339 time or YYYY-MM-DD); default: never.

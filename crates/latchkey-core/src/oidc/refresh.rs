@@ -306,11 +306,12 @@ impl Core {
         Ok(found.map(|(_, f)| f).filter(|f| f.client_id == client_id && f.revoked_at.is_none()))
     }
 
-    /// Removes refresh tokens past their idle expiry and families ended or
-    /// revoked more than a day ago.
-    pub async fn purge_refresh_tokens(&self) -> Result<usize, CoreError> {
+    /// Removes refresh tokens past their idle expiry (spent or not),
+    /// families ended or revoked more than a day ago, and families older
+    /// than a day with no token left (see [`q::purge`]).
+    pub async fn purge_refresh_tokens(&self) -> Result<q::Purged, CoreError> {
         let now = self.clock.now_naive();
         let before = now - chrono::Duration::days(1);
-        Ok(self.db.run(move |conn| q::purge(conn, now, before)).await?)
+        Ok(self.db.run(move |conn| latchkey_db::transaction(conn, |conn| q::purge(conn, now, before))).await?)
     }
 }

@@ -298,3 +298,59 @@ fn mail_lifetimes_and_limits() {
         "lifetimes.session_idle_secs"
     );
 }
+
+#[test]
+fn retention_defaults_bounds_and_errors() {
+    let s = load(None, &[]).expect("loads");
+    assert_eq!(s.retention, RetentionSettings { audit_days: 730, unverified_days: Some(30) });
+    let s = load(None, &[("LATCHKEY_RETENTION__AUDIT_DAYS", "1"), ("LATCHKEY_RETENTION__UNVERIFIED_DAYS", "0")])
+        .expect("loads");
+    assert_eq!(s.retention, RetentionSettings { audit_days: 1, unverified_days: None });
+    let s = load(Some("[retention]\naudit_days = 3650\nunverified_days = 7\n"), &[]).expect("loads");
+    assert_eq!(s.retention, RetentionSettings { audit_days: 3650, unverified_days: Some(7) });
+    for bad in ["0", "36501"] {
+        let e = load(None, &[("LATCHKEY_RETENTION__AUDIT_DAYS", bad)]).expect_err("refused");
+        assert_eq!(e.key, "retention.audit_days", "{bad}");
+        assert_eq!(
+            e.to_string(),
+            "configuration: retention.audit_days: must be between 1 and 36500 days (audit events cannot be kept for less than a day)"
+        );
+    }
+    assert_eq!(key_of(load(None, &[("LATCHKEY_RETENTION__AUDIT_DAYS", "-5")])), "retention.audit_days");
+    assert_eq!(key_of(load(None, &[("LATCHKEY_RETENTION__UNVERIFIED_DAYS", "3651")])), "retention.unverified_days");
+    assert_eq!(key_of(load(None, &[("LATCHKEY_RETENTION__KEEP_FOREVER", "1")])), "retention.keep_forever");
+}
+
+#[test]
+fn signup_disposable_domains_are_normalised_and_checked() {
+    let s = load(None, &[]).expect("loads");
+    assert!(!s.signup.allow_disposable);
+    assert!(s.signup.disposable_domains.is_empty());
+    let s = load(
+        None,
+        &[
+            ("LATCHKEY_SIGNUP__DISPOSABLE_DOMAINS", "Throwaway.Example, mail.example.net."),
+            ("LATCHKEY_SIGNUP__ALLOW_DISPOSABLE", "true"),
+        ],
+    )
+    .expect("loads");
+    assert!(s.signup.allow_disposable);
+    let mut domains: Vec<&str> = s.signup.disposable_domains.iter().map(String::as_str).collect();
+    domains.sort_unstable();
+    assert_eq!(domains, vec!["mail.example.net", "throwaway.example"]);
+    let s = load(Some("[signup]\ndisposable_domains = [\"a.example\"]\n"), &[]).expect("loads");
+    assert!(s.signup.disposable_domains.contains("a.example"));
+    let e = load(Some("[signup]\ndisposable_domains = [\"ok.example\", \"@bad.example\"]\n"), &[]).expect_err("refused");
+    assert_eq!(e.key, "signup.disposable_domains[1]");
+    assert!(e.message.contains("\"@bad.example\" is not a domain name"), "{}", e.message);
+    assert_eq!(key_of(load(None, &[("LATCHKEY_SIGNUP__ALLOW_DISPOSABLE", "maybe")])), "signup.allow_disposable");
+}
+
+#[test]
+fn the_embedded_example_is_the_defaults() {
+    let s = load(Some(include_str!("../../../../config/embedded.toml")), &[]).expect("the example loads");
+    let d = load(None, &[]).expect("defaults");
+    assert_eq!(s.retention, d.retention);
+    assert_eq!(s.signup.allow_disposable, d.signup.allow_disposable);
+    assert_eq!(s.signup.disposable_domains, d.signup.disposable_domains);
+}

@@ -57,3 +57,9 @@ pub fn touch(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> Result<()
     diesel::update(api_keys::table.find(id)).set(api_keys::last_used_at.eq(now)).execute(conn)?;
     Ok(())
 }
+
+/// Names a deleted account's pseudonym instead of its id as the maker of
+/// its keys (`created_by` `from` → `to`); the keys themselves stay.
+pub fn rename_creator(conn: &mut DbConnection, from: &str, to: &str) -> Result<usize, DbError> {
+    Ok(diesel::update(api_keys::table.filter(api_keys::created_by.eq(from))).set(api_keys::created_by.eq(to)).execute(conn)?)
+}

@@ -59,3 +59,9 @@ pub fn reschedule(
 pub fn count(conn: &mut DbConnection) -> Result<i64, DbError> {
     Ok(deliveries::table.count().get_result(conn)?)
 }
+
+/// Drops what waits for one recipient (a deleted webhook endpoint, say).
+pub fn delete_for(conn: &mut DbConnection, kind: &str, client_id: &str) -> Result<usize, DbError> {
+    Ok(diesel::delete(deliveries::table.filter(deliveries::kind.eq(kind)).filter(deliveries::client_id.eq(client_id)))
+        .execute(conn)?)
+}

@@ -66,3 +66,19 @@ pub fn set_sealed(conn: &mut DbConnection, id: &str, sealed: &str) -> Result<(),
 pub fn count(conn: &mut DbConnection) -> Result<i64, DbError> {
     Ok(mail_outbox::table.count().get_result(conn)?)
 }
+
+/// Drops the queued messages to an address (any case); returns how many.
+/// An account being deleted gets no more mail but the one that says so.
+pub fn delete_for_recipient(conn: &mut DbConnection, email_normalized: &str) -> Result<usize, DbError> {
+    // The outbox is short (it empties as mail goes out), and recipients are
+    // stored as written: compared here rather than with a per-backend
+    // case-insensitive query.
+    let queued: Vec<(String, String)> = mail_outbox::table.select((mail_outbox::id, mail_outbox::recipient)).load(conn)?;
+    let mut n = 0;
+    for (id, recipient) in queued {
+        if recipient.trim().to_lowercase() == email_normalized {
+            n += diesel::delete(mail_outbox::table.find(id)).execute(conn)?;
+        }
+    }
+    Ok(n)
+}

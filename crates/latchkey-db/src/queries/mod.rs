@@ -24,3 +24,4 @@ pub mod refresh_tokens;
 pub mod signing_keys;
 pub mod store;
 pub mod users;
+pub mod webhooks;

@@ -101,14 +101,37 @@ pub fn live_families(
     Ok(q.load(conn)?)
 }
 
-/// Removes tokens past their idle expiry, and families that ended or were
-/// revoked before `families_before`. Returns how many rows went.
-pub fn purge(conn: &mut DbConnection, now: NaiveDateTime, families_before: NaiveDateTime) -> Result<usize, DbError> {
-    let tokens = diesel::delete(refresh_tokens::table.filter(refresh_tokens::idle_expires_at.lt(now))).execute(conn)?;
-    let families = diesel::delete(
+/// What [`purge`] removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub tokens: usize,
+    pub families: usize,
+}
+
+/// Removes tokens past their idle expiry (spent or not: a token is kept
+/// until then so that its reuse is recognised), then the families that
+/// ended or were revoked before `families_before` (with any token still
+/// theirs), and the families created before it that have no token left
+/// (every one idled out: nothing can refresh them any more).
+pub fn purge(conn: &mut DbConnection, now: NaiveDateTime, families_before: NaiveDateTime) -> Result<Purged, DbError> {
+    let mut tokens =
+        diesel::delete(refresh_tokens::table.filter(refresh_tokens::idle_expires_at.lt(now))).execute(conn)?;
+    let ended = || {
         token_families::table
-            .filter(token_families::expires_at.lt(families_before).or(token_families::revoked_at.lt(families_before))),
+            .filter(token_families::expires_at.lt(families_before).or(token_families::revoked_at.lt(families_before)))
+            .select(token_families::id)
+    };
+    tokens += diesel::delete(refresh_tokens::table.filter(refresh_tokens::family_id.eq_any(ended()))).execute(conn)?;
+    let families = diesel::delete(
+        token_families::table.filter(
+            token_families::expires_at
+                .lt(families_before)
+                .or(token_families::revoked_at.lt(families_before))
+                .or(token_families::created_at
+                    .lt(families_before)
+                    .and(token_families::id.ne_all(refresh_tokens::table.select(refresh_tokens::family_id)))),
+        ),
     )
     .execute(conn)?;
-    Ok(tokens + families)
+    Ok(Purged { tokens, families })
 }

@@ -143,3 +143,33 @@ pub fn set_name(conn: &mut DbConnection, id: &str, name: Option<&str>, now: Naiv
         diesel::update(users::table.find(id)).set((users::name.eq(name), users::updated_at.eq(now))).execute(conn)?;
     Ok(n == 1)
 }
+
+/// Accounts the retention purge may delete: the address never verified,
+/// created before `before`, neither admin nor disabled, and no way in that
+/// does not depend on the address (a linked upstream identity, or a
+/// credential of kind `passkey_kind`). Oldest first, at most `limit`.
+pub fn unverified_before(
+    conn: &mut DbConnection,
+    before: NaiveDateTime,
+    passkey_kind: &str,
+    limit: i64,
+) -> Result<Vec<UserRow>, DbError> {
+    Ok(users::table
+        .filter(users::email_verified.eq(false))
+        .filter(users::admin.eq(false))
+        .filter(users::disabled.eq(false))
+        .filter(users::created_at.lt(before))
+        .filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "NOT EXISTS (SELECT 1 FROM identities WHERE identities.user_id = users.id) \
+                 AND NOT EXISTS (SELECT 1 FROM webauthn_credentials \
+                 WHERE webauthn_credentials.user_id = users.id AND webauthn_credentials.kind = ",
+            )
+            .bind::<diesel::sql_types::Text, _>(passkey_kind.to_owned())
+            .sql(")"),
+        )
+        .order((users::created_at.asc(), users::id.asc()))
+        .limit(limit)
+        .select(UserRow::as_select())
+        .load(conn)?)
+}

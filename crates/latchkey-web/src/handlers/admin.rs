@@ -29,6 +29,9 @@ use crate::pages::{self, see_other};
 
 const PER_PAGE: i64 = 50;
 
+#[path = "admin_webhooks.rs"]
+pub mod webhooks;
+
 /// The signed-in admin, or the response to send instead.
 struct Admin {
     session: Session,
@@ -124,6 +127,7 @@ const NOTICES: &[(&str, &str)] = &[
     ("keys-now", "New keys sign now; the old ones are withdrawn."),
     ("keys-rotated", "New keys published; they sign after the lead time."),
     ("key-revoked", "API key revoked."),
+    ("webhook-deleted", "Webhook deleted."),
 ];
 
 /// Back to `to` with the notice `code`.
@@ -421,6 +425,9 @@ fn say(e: &CoreError) -> String {
                 "--admin" => "Admin client",
                 "scopes" => "Scopes",
                 "expires_at" => "Expires",
+                "url" => "URL",
+                "events" => "Events",
+                "description" => "Description",
                 other => other,
             };
             format!("{label}: {message}")
@@ -621,6 +628,7 @@ pub async fn user_action(
                 "sign-out",
                 "reset-mfa",
                 "resend-verification",
+                "export",
                 "delete",
             ];
             if !ACTIONS.contains(&action.as_str()) {
@@ -642,6 +650,14 @@ pub async fn user_action(
                 "sign-out" => core.sign_out_everywhere(&id, &actor).await.map(|_| "signed-out"),
                 "reset-mfa" => core.reset_factors(&id, &actor).await.map(|_| "mfa-reset"),
                 "resend-verification" => core.admin_resend_verification(&id, &actor).await.map(|_| "verification-sent"),
+                // The user's data as a file, like their own "Export my data".
+                "export" => {
+                    return match core.export_user_for(&id, &actor, &browser::context(&req)).await {
+                        Ok(data) => Ok(super::privacy::download(&data)),
+                        Err(CoreError::NotFound(_)) => Err(not_found()),
+                        Err(e) => Ok(user_page(&req, &core, &a, &id, status_of(&e), Some(say(&e))).await),
+                    };
+                }
                 "delete" => {
                     return match core.delete_user_by_id(&id, &actor).await {
                         Ok(()) => Ok(back("/admin/users", "user-deleted")),

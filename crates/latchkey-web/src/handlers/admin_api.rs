@@ -30,6 +30,8 @@ use latchkey_core::groups::Group;
 use latchkey_core::keys::KeyInfo;
 use latchkey_core::mfa::MfaPolicy;
 use latchkey_core::oidc::SCOPE_ADMIN;
+use latchkey_core::privacy::UserExport;
+use latchkey_core::webhooks::{CreatedWebhook, Webhook, WebhookAttempt, WebhookChange};
 use latchkey_core::{Core, CoreError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -638,6 +640,28 @@ pub async fn users_sessions(req: HttpRequest, core: Data<Core>, id: Path<String>
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/api/v1/users/{id}/export",
+    tag = "users",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The id")),
+    responses((status = 200, description = "Everything kept about the user, without a secret (recorded as data.exported)", body = UserExport), (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
+#[get("/admin/api/v1/users/{id}/export")]
+pub async fn users_export(req: HttpRequest, core: Data<Core>, id: Path<String>) -> HttpResponse {
+    done(
+        async {
+            let p = principal(&req, &core, "users:read").await?;
+            id_ok(&id)?;
+            let ctx = crate::browser::context(&req);
+            let export = core.export_user_for(&id, &p.actor, &ctx).await.map_err(core_error)?;
+            Ok(ok(StatusCode::OK, &export))
+        }
+        .await,
+    )
+}
+
 // ------------------------------------------------------------------ groups
 
 #[utoipa::path(
@@ -1192,6 +1216,182 @@ pub async fn audit_list(req: HttpRequest, core: Data<Core>) -> HttpResponse {
     )
 }
 
+// ---------------------------------------------------------------- webhooks
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookDetail {
+    #[serde(flatten)]
+    pub webhook: Webhook,
+    /// The latest delivery attempts, newest first (at most 100).
+    pub attempts: Vec<WebhookAttempt>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NewWebhookSecret {
+    pub id: String,
+    /// `whsec_…`, shown once; the old secret stops at once.
+    pub secret: String,
+}
+
+#[utoipa::path(
+    get,
+    path = "/admin/api/v1/webhooks",
+    tag = "webhooks",
+    security(("bearer" = [])),
+    responses((status = 200, description = "OK", body = Items<Webhook>), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
+#[get("/admin/api/v1/webhooks")]
+pub async fn webhooks_list(req: HttpRequest, core: Data<Core>) -> HttpResponse {
+    done(
+        async {
+            principal(&req, &core, "webhooks:read").await?;
+            let hooks = core.list_webhooks().await.map_err(core_error)?;
+            Ok(ok(StatusCode::OK, &Items { items: hooks }))
+        }
+        .await,
+    )
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookBody {
+    /// Where events are POSTed: http(s); private, loopback and link-local
+    /// addresses are refused when delivering.
+    url: String,
+    /// Event types, or `["*"]` for all of them.
+    events: Vec<String>,
+    #[serde(default)]
+    description: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/admin/api/v1/webhooks",
+    tag = "webhooks",
+    security(("bearer" = [])),
+    request_body = WebhookBody,
+    responses((status = 201, description = "Created; the secret is shown only now", body = CreatedWebhook), (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
+#[post("/admin/api/v1/webhooks")]
+pub async fn webhooks_create(req: HttpRequest, core: Data<Core>, bytes: Bytes) -> HttpResponse {
+    done(
+        async {
+            let p = principal(&req, &core, "webhooks:write").await?;
+            let b: WebhookBody = body(&req, &bytes)?;
+            let created = core.create_webhook(&b.url, &b.description, &b.events, &p.actor).await.map_err(core_error)?;
+            Ok(ok(StatusCode::CREATED, &created))
+        }
+        .await,
+    )
+}
+
+#[utoipa::path(
+    get,
+    path = "/admin/api/v1/webhooks/{id}",
+    tag = "webhooks",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The id")),
+    responses((status = 200, description = "OK", body = WebhookDetail), (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
+#[get("/admin/api/v1/webhooks/{id}")]
+pub async fn webhooks_get(req: HttpRequest, core: Data<Core>, id: Path<String>) -> HttpResponse {
+    done(
+        async {
+            principal(&req, &core, "webhooks:read").await?;
+            id_ok(&id)?;
+            let webhook = core
+                .find_webhook(&id)
+                .await
+                .map_err(core_error)?
+                .ok_or_else(|| core_error(CoreError::NotFound("webhook")))?;
+            let attempts = core.webhook_attempts(&webhook.id).await.map_err(core_error)?;
+            Ok(ok(StatusCode::OK, &WebhookDetail { webhook, attempts }))
+        }
+        .await,
+    )
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookPatch {
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    events: Option<Vec<String>>,
+    #[serde(default)]
+    description: Option<String>,
+    /// A disabled endpoint receives nothing; what was queued for it is
+    /// dropped (and logged) when due.
+    #[serde(default)]
+    enabled: Option<bool>,
+}
+
+#[utoipa::path(
+    patch,
+    path = "/admin/api/v1/webhooks/{id}",
+    tag = "webhooks",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The id")),
+    request_body = WebhookPatch,
+    responses((status = 200, description = "OK", body = Webhook), (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
+#[patch("/admin/api/v1/webhooks/{id}")]
+pub async fn webhooks_update(req: HttpRequest, core: Data<Core>, id: Path<String>, bytes: Bytes) -> HttpResponse {
+    done(
+        async {
+            let p = principal(&req, &core, "webhooks:write").await?;
+            id_ok(&id)?;
+            let b: WebhookPatch = body(&req, &bytes)?;
+            let change = WebhookChange { url: b.url, description: b.description, events: b.events, enabled: b.enabled };
+            let hook = core.update_webhook(&id, change, &p.actor).await.map_err(core_error)?;
+            Ok(ok(StatusCode::OK, &hook))
+        }
+        .await,
+    )
+}
+
+#[utoipa::path(
+    delete,
+    path = "/admin/api/v1/webhooks/{id}",
+    tag = "webhooks",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The id")),
+    responses((status = 204, description = "No content"), (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
+#[delete("/admin/api/v1/webhooks/{id}")]
+pub async fn webhooks_delete(req: HttpRequest, core: Data<Core>, id: Path<String>) -> HttpResponse {
+    done(
+        async {
+            let p = principal(&req, &core, "webhooks:write").await?;
+            id_ok(&id)?;
+            core.delete_webhook(&id, &p.actor).await.map_err(core_error)?;
+            Ok(no_store(HttpResponse::NoContent().finish()))
+        }
+        .await,
+    )
+}
+
+#[utoipa::path(
+    post,
+    path = "/admin/api/v1/webhooks/{id}/rotate-secret",
+    tag = "webhooks",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The id")),
+    responses((status = 200, description = "OK", body = NewWebhookSecret), (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No valid API key or admin token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Missing scope, or not allowed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "This key's rate limit; see Retry-After", body = Problem, content_type = "application/problem+json"))
+)]
+#[post("/admin/api/v1/webhooks/{id}/rotate-secret")]
+pub async fn webhooks_rotate_secret(req: HttpRequest, core: Data<Core>, id: Path<String>) -> HttpResponse {
+    done(
+        async {
+            let p = principal(&req, &core, "webhooks:write").await?;
+            id_ok(&id)?;
+            let secret = core.rotate_webhook_secret(&id, &p.actor).await.map_err(core_error)?;
+            Ok(ok(StatusCode::OK, &NewWebhookSecret { id: id.into_inner(), secret }))
+        }
+        .await,
+    )
+}
+
 // ---------------------------------------------------------------- API keys
 
 #[utoipa::path(
@@ -1283,7 +1483,7 @@ pub async fn apikeys_revoke(req: HttpRequest, core: Data<Core>, id: Path<String>
     info(
         title = "Latchkey admin API",
         version = "1",
-        description = "Users, groups, clients, policy, signing keys, the audit log and API keys. Authenticate with an API key (`Authorization: Bearer lk_…`, its scopes decide) or an admin's access token with the latchkey:admin scope. Every refusal is an RFC 9457 problem."
+        description = "Users, groups, clients, policy, signing keys, the audit log, API keys and webhooks. Authenticate with an API key (`Authorization: Bearer lk_…`, its scopes decide) or an admin's access token with the latchkey:admin scope. Every refusal is an RFC 9457 problem."
     ),
     paths(
         users_list,
@@ -1295,6 +1495,7 @@ pub async fn apikeys_revoke(req: HttpRequest, core: Data<Core>, id: Path<String>
         users_reset_mfa,
         users_resend_verification,
         users_sessions,
+        users_export,
         groups_list,
         groups_create,
         groups_get,
@@ -1315,7 +1516,13 @@ pub async fn apikeys_revoke(req: HttpRequest, core: Data<Core>, id: Path<String>
         audit_list,
         apikeys_list,
         apikeys_create,
-        apikeys_revoke
+        apikeys_revoke,
+        webhooks_list,
+        webhooks_create,
+        webhooks_get,
+        webhooks_update,
+        webhooks_delete,
+        webhooks_rotate_secret
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth)

@@ -92,6 +92,7 @@ pub async fn metrics(core: Data<Core>, metrics: Data<Metrics>, client: ClientAdd
     let (open, idle) = core.db.pool_state();
     metrics.db_connections.set(i64::from(open));
     metrics.db_idle.set(i64::from(idle));
+    metrics.sync_retention(&core.purged);
     match metrics.render() {
         Ok(body) => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4; charset=utf-8")

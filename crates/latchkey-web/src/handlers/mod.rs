@@ -6,5 +6,6 @@ pub mod auth;
 pub mod health;
 pub mod mfa;
 pub mod oidc;
+pub mod privacy;
 pub mod upstream;
 pub mod wellknown;

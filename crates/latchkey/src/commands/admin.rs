@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::ensure_migrated;
 use crate::cli::{
-    ApikeyCommand, AuditCommand, ClientCommand, Command, GroupCommand, KeysCommand, PolicyCommand, SecretsCommand,
+    ApikeyCommand, AuditCommand, ClientCommand, Command, GroupCommand, KeysCommand, PolicyCommand, SecretsCommand, WebhookCommand,
     UserCommand,
 };
 
@@ -128,6 +128,7 @@ pub async fn run(core: &Core, command: Command) -> Result<(), String> {
             })
         }
         Command::Apikey(cmd) => apikey(core, cmd, &actor).await,
+        Command::Webhook(cmd) => webhook(core, cmd, &actor).await,
         Command::Group(cmd) => group(core, cmd, &actor).await,
         Command::Serve | Command::Migrate { .. } => Err("internal: command routed to the wrong place".into()),
     }
@@ -288,6 +289,86 @@ async fn apikey(core: &Core, cmd: ApikeyCommand, actor: &Actor) -> Result<(), St
         ApikeyCommand::Revoke { key, json } => {
             let revoked = core.revoke_api_key(&key, actor).await.map_err(err)?;
             print(json, &revoked, || format!("Revoked API key {} ({:?})", revoked.prefix, revoked.name))
+        }
+    }
+}
+
+async fn webhook(core: &Core, cmd: WebhookCommand, actor: &Actor) -> Result<(), String> {
+    let toggle = |enabled| latchkey_core::webhooks::WebhookChange { enabled: Some(enabled), ..Default::default() };
+    match cmd {
+        WebhookCommand::Create { url, events, description, json } => {
+            let created = core.create_webhook(&url, &description, &events, actor).await.map_err(err)?;
+            print(json, &created, || {
+                format!(
+                    "Created webhook {} for {}\nevents: {}\nsecret: {}\n(shown once: store it now)",
+                    created.webhook.id,
+                    created.webhook.url,
+                    created.webhook.events.join(" "),
+                    created.secret
+                )
+            })
+        }
+        WebhookCommand::List { json } => {
+            let hooks = core.list_webhooks().await.map_err(err)?;
+            print(json, &hooks, || {
+                if hooks.is_empty() {
+                    return "No webhooks.".to_owned();
+                }
+                let mut out = format!("{:<22}  {:<8}  {:<40}  {}", "ID", "STATE", "URL", "EVENTS");
+                for h in &hooks {
+                    let state = if h.enabled { "enabled" } else { "disabled" };
+                    out.push_str(&format!("\n{:<22}  {:<8}  {:<40}  {}", h.id, state, h.url, h.events.join(" ")));
+                }
+                out
+            })
+        }
+        WebhookCommand::Deliveries { id, json } => {
+            if core.find_webhook(&id).await.map_err(err)?.is_none() {
+                return Err("no such webhook".to_owned());
+            }
+            let attempts = core.webhook_attempts(&id).await.map_err(err)?;
+            print(json, &attempts, || {
+                if attempts.is_empty() {
+                    return "No deliveries yet.".to_owned();
+                }
+                let mut out =
+                    format!("{:<20}  {:<18}  {:<36}  {:>7}  {:<9}  {}", "AT", "TYPE", "EVENT", "ATTEMPT", "OUTCOME", "STATUS");
+                for a in &attempts {
+                    let status = match (a.status, &a.error) {
+                        (Some(s), _) => s.to_string(),
+                        (None, Some(e)) => e.clone(),
+                        (None, None) => String::new(),
+                    };
+                    out.push_str(&format!(
+                        "\n{:<20}  {:<18}  {:<36}  {:>7}  {:<9}  {}",
+                        a.at.format("%Y-%m-%d %H:%M:%S"),
+                        a.event_type,
+                        a.event_id,
+                        a.attempt,
+                        a.outcome,
+                        status
+                    ));
+                }
+                out
+            })
+        }
+        WebhookCommand::Disable { id } => {
+            let h = core.update_webhook(&id, toggle(false), actor).await.map_err(err)?;
+            print(false, &h, || format!("Disabled webhook {} ({})", h.id, h.url))
+        }
+        WebhookCommand::Enable { id } => {
+            let h = core.update_webhook(&id, toggle(true), actor).await.map_err(err)?;
+            print(false, &h, || format!("Enabled webhook {} ({})", h.id, h.url))
+        }
+        WebhookCommand::RotateSecret { id, json } => {
+            let secret = core.rotate_webhook_secret(&id, actor).await.map_err(err)?;
+            print(json, &serde_json::json!({ "id": id, "secret": secret }), || {
+                format!("New secret for webhook {id}: {secret}\n(shown once: store it now)")
+            })
+        }
+        WebhookCommand::Delete { id } => {
+            core.delete_webhook(&id, actor).await.map_err(err)?;
+            print(false, &(), || format!("Deleted webhook {id}"))
         }
     }
 }
