@@ -74,6 +74,8 @@ pub struct Core {
     pub upstream_metadata: Arc<upstream::MetadataCache>,
     /// Users as userinfo reads them, kept a few seconds.
     pub users: Arc<accounts::UserCache>,
+    /// Tokens whose signature was checked lately (`oidc::jwt`).
+    pub verified_tokens: Arc<oidc::jwt::VerifiedCache>,
     /// The global MFA policy, read again every few seconds.
     pub policy: Arc<mfa::PolicyCache>,
     /// The WebAuthn relying party (none when the public URL is an IP).
@@ -162,6 +164,7 @@ impl Core {
         Ok(Core {
             policy: Arc::new(mfa::PolicyCache::default()),
             users: Arc::new(accounts::UserCache::default()),
+            verified_tokens: Arc::new(oidc::jwt::VerifiedCache::default()),
             webauthn,
             password_policy: PasswordPolicy::from_settings(&settings.passwords),
             settings: Arc::new(settings),

@@ -40,6 +40,45 @@ pub fn sign(key: &SigningKey, typ: &str, claims: &Value) -> Result<String, CoreE
     Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig)))
 }
 
+/// Tokens whose signature was checked lately, by the SHA-256 of the whole
+/// token: an RSA verification is a sixth of an introspection's or a userinfo
+/// request's CPU (by profile), and the same access token comes back many
+/// times. Only the signature check is skipped on a hit: the key must still
+/// be published, and expiry, audience, client and revocation are checked
+/// every time by the caller. Bounded; emptied when full.
+#[derive(Default)]
+pub struct VerifiedCache {
+    map: std::sync::Mutex<HashMap<[u8; 32], (String, Verified)>>,
+}
+
+impl VerifiedCache {
+    pub const CAPACITY: usize = 1024;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (String, Verified)>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, hash: &[u8; 32]) -> Option<(String, Verified)> {
+        self.lock().get(hash).cloned()
+    }
+
+    fn put(&self, hash: [u8; 32], kid: String, v: Verified) {
+        let mut map = self.lock();
+        if map.len() >= Self::CAPACITY {
+            map.clear();
+        }
+        map.insert(hash, (kid, v));
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// A token whose signature one of our published keys made.
 #[derive(Debug, Clone)]
 pub struct Verified {
@@ -169,6 +208,13 @@ impl Core {
         if token.len() > MAX_TOKEN_LEN {
             return Ok(None);
         }
+        let hash = crate::tokens::sha256(token.as_bytes());
+        if let Some((kid, v)) = self.verified_tokens.get(&hash) {
+            // Still only while the key that signed it is published.
+            if self.published_keys(&kid).await?.contains_key(&kid) {
+                return Ok(Some(v));
+            }
+        }
         let mut parts = token.split('.');
         let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Ok(None);
@@ -188,7 +234,10 @@ impl Core {
         if !key.verify(signed.as_bytes(), &sig) {
             return Ok(None);
         }
-        Ok(Some(Verified { header, claims }))
+        let kid = kid.to_owned();
+        let v = Verified { header, claims };
+        self.verified_tokens.put(hash, kid, v.clone());
+        Ok(Some(v))
     }
 }
 
