@@ -246,6 +246,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_verified_cache_answers_what_it_was_given_and_stays_bounded() {
+        let cache = VerifiedCache::default();
+        let v = Verified { header: json!({"kid": "k1"}), claims: json!({"sub": "s"}) };
+        assert!(cache.get(&[1; 32]).is_none());
+        cache.put([1; 32], "k1".into(), v);
+        let (kid, got) = cache.get(&[1; 32]).expect("cached");
+        assert_eq!((kid.as_str(), got.claims["sub"].as_str()), ("k1", Some("s")));
+        assert!(cache.get(&[2; 32]).is_none(), "another token is not a hit");
+        for i in 0..VerifiedCache::CAPACITY + 3 {
+            let mut h = [0u8; 32];
+            h[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            cache.put(h, "k".into(), Verified { header: json!({}), claims: json!({}) });
+        }
+        assert!(cache.len() <= VerifiedCache::CAPACITY);
+    }
+
+    #[test]
     fn keys_parse_from_a_jwks() {
         let b32 = URL_SAFE_NO_PAD.encode([7u8; 32]);
         let jwks = json!({"keys": [
