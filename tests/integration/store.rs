@@ -296,7 +296,12 @@ async fn maintenance_sweeps_purges_and_runs_on_one_instance_at_a_time() {
     let actor = latchkey_core::audit::Actor::Cli;
     latchkey_core::accounts::create_user(
         &a.core,
-        latchkey_core::accounts::NewUser { email: "old@example.com".into(), ..Default::default() },
+        // Verified: an unverified account would itself be purged after 30 days.
+        latchkey_core::accounts::NewUser {
+            email: "old@example.com".into(),
+            email_verified: true,
+            ..Default::default()
+        },
         &actor,
     )
     .await

@@ -17,9 +17,8 @@ use crate::settings::SignupSettings;
 
 static LIST: &str = include_str!("../data/disposable-domains.txt");
 
-static BUILT_IN: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
-    LIST.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect()
-});
+static BUILT_IN: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| LIST.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect());
 
 /// What the form says to an address at a disposable-mail domain.
 pub const REFUSAL: &str = "Addresses from disposable-mail services can’t be used. Please use another email address.";
@@ -76,16 +75,12 @@ mod tests {
     use super::*;
 
     fn settings(extra: &[&str], allow: bool) -> SignupSettings {
-        SignupSettings {
-            allow_disposable: allow,
-            disposable_domains: extra.iter().map(|d| (*d).to_owned()).collect(),
-        }
+        SignupSettings { allow_disposable: allow, disposable_domains: extra.iter().map(|d| (*d).to_owned()).collect() }
     }
 
     #[test]
     fn the_built_in_list_is_sorted_lower_case_and_unique() {
-        let entries: Vec<&str> =
-            LIST.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+        let entries: Vec<&str> = LIST.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
         assert!(entries.len() >= 300, "{} domains", entries.len());
         assert_eq!(built_in_count(), entries.len(), "no duplicates");
         for e in &entries {
@@ -105,13 +100,9 @@ mod tests {
     #[test]
     fn a_domain_and_its_subdomains_match_in_any_case() {
         let s = settings(&[], false);
-        for email in [
-            "a@mailinator.com",
-            "a@sub.mailinator.com",
-            "a@deep.sub.sharklasers.com",
-            "a@yopmail.fr",
-            "a@maildrop.cc.",
-        ] {
+        for email in
+            ["a@mailinator.com", "a@sub.mailinator.com", "a@deep.sub.sharklasers.com", "a@yopmail.fr", "a@maildrop.cc."]
+        {
             assert!(is_disposable(&s, email), "{email}");
         }
         for email in ["a@example.com", "a@notmailinator.co", "a@mailinator.com.example.org", "no-at-sign", "a@com"] {
@@ -140,7 +131,8 @@ mod tests {
     fn configured_domains_are_checked() {
         assert_eq!(normalize_domain(" Throwaway.Example. ").as_deref(), Some("throwaway.example"));
         assert_eq!(normalize_domain("tk").as_deref(), Some("tk"));
-        for bad in ["", " ", "a..b", "@mailinator.com", "user@x.com", "x.com/path", "-x.com", "x .com", ".x.com", "*.x.com"]
+        for bad in
+            ["", " ", "a..b", "@mailinator.com", "user@x.com", "x.com/path", "-x.com", "x .com", ".x.com", "*.x.com"]
         {
             assert_eq!(normalize_domain(bad), None, "{bad:?}");
         }

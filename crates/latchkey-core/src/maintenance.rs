@@ -218,8 +218,7 @@ async fn delete_unverified(core: &Core, row: UserRow, before: NaiveDateTime) -> 
                     return Ok(false);
                 }
                 let actor = Actor::System(RETENTION_ACTOR.to_owned());
-                let event =
-                    Event::new("user.deleted", &actor).detail(serde_json::json!({ "reason": "unverified" }));
+                let event = Event::new("user.deleted", &actor).detail(serde_json::json!({ "reason": "unverified" }));
                 crate::privacy::erase_account(conn, now, &user, event, &pseudonym)?;
                 Ok(true)
             })

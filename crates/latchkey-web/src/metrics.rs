@@ -46,7 +46,10 @@ impl Metrics {
         let db_up = IntGauge::new("database_up", "1 when the database answered the last probe")?;
         let store_up = IntGauge::new("store_up", "1 when the session store answered the last probe")?;
         let retention_purged = IntCounterVec::new(
-            Opts::new("retention_purged_total", "Rows removed by this instance's maintenance rounds, by what they were"),
+            Opts::new(
+                "retention_purged_total",
+                "Rows removed by this instance's maintenance rounds, by what they were",
+            ),
             &["what"],
         )?;
         // Every series exists from the start, at 0.

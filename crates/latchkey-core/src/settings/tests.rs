@@ -340,7 +340,8 @@ fn signup_disposable_domains_are_normalised_and_checked() {
     assert_eq!(domains, vec!["mail.example.net", "throwaway.example"]);
     let s = load(Some("[signup]\ndisposable_domains = [\"a.example\"]\n"), &[]).expect("loads");
     assert!(s.signup.disposable_domains.contains("a.example"));
-    let e = load(Some("[signup]\ndisposable_domains = [\"ok.example\", \"@bad.example\"]\n"), &[]).expect_err("refused");
+    let e =
+        load(Some("[signup]\ndisposable_domains = [\"ok.example\", \"@bad.example\"]\n"), &[]).expect_err("refused");
     assert_eq!(e.key, "signup.disposable_domains[1]");
     assert!(e.message.contains("\"@bad.example\" is not a domain name"), "{}", e.message);
     assert_eq!(key_of(load(None, &[("LATCHKEY_SIGNUP__ALLOW_DISPOSABLE", "maybe")])), "signup.allow_disposable");

@@ -124,12 +124,11 @@ pub fn purge(conn: &mut DbConnection, now: NaiveDateTime, families_before: Naive
     tokens += diesel::delete(refresh_tokens::table.filter(refresh_tokens::family_id.eq_any(ended()))).execute(conn)?;
     let families = diesel::delete(
         token_families::table.filter(
-            token_families::expires_at
-                .lt(families_before)
-                .or(token_families::revoked_at.lt(families_before))
-                .or(token_families::created_at
+            token_families::expires_at.lt(families_before).or(token_families::revoked_at.lt(families_before)).or(
+                token_families::created_at
                     .lt(families_before)
-                    .and(token_families::id.ne_all(refresh_tokens::table.select(refresh_tokens::family_id)))),
+                    .and(token_families::id.ne_all(refresh_tokens::table.select(refresh_tokens::family_id))),
+            ),
         ),
     )
     .execute(conn)?;
