@@ -373,9 +373,12 @@ fn audit_list_records_cli_actions() {
     assert_eq!(kinds, vec!["user.created", "user.created", "user.disabled", "user.deleted"]);
     assert!(all.as_array().expect("array").iter().all(|e| e["actor"] == "cli" && e["outcome"] == "ok"));
 
-    // Events about a deleted account stay findable by its address.
+    // Events about a deleted account stay, but no longer name its address.
     let bob = latchkey(&db, &["audit", "list", "--user", "BOB@example.com", "--json"], None).ok().json();
-    assert_eq!(bob.as_array().map(Vec::len), Some(3));
+    assert_eq!(bob.as_array().map(Vec::len), Some(0));
+    let events = all.as_array().expect("array");
+    assert!(events[1..].iter().all(|e| e["user_email"].is_null() && e["user_id"] == events[3]["user_id"]), "{all}");
+    assert!(events[3]["user_id"].as_str().is_some_and(|p| p.starts_with("deleted:")), "{all}");
     let later = latchkey(&db, &["audit", "list", "--since", "2999-01-01", "--json"], None).ok().json();
     assert_eq!(later.as_array().map(Vec::len), Some(0));
     latchkey(&db, &["audit", "list", "--since", "yesterday"], None).fails_with("--since");

@@ -18,7 +18,7 @@ use crate::support::STRONG_PASSWORD;
 const PW: &str = STRONG_PASSWORD;
 
 /// The 6-digit code for `secret` (base32) at `at` (seconds).
-fn code_at(secret: &str, at: i64) -> String {
+pub(crate) fn code_at(secret: &str, at: i64) -> String {
     let secret = totp_rs::Secret::try_from_base32(secret.replace(' ', "")).expect("base32 secret");
     totp_rs::Builder::new()
         .with_secret(secret)
@@ -54,7 +54,7 @@ async fn signed_in(app: &TestApp, email: &str) -> Browser {
 
 /// Sets up an authenticator app from /account; returns its secret and the
 /// recovery codes shown.
-async fn enrol_totp(app: &TestApp, b: &Browser) -> (String, Vec<String>) {
+pub(crate) async fn enrol_totp(app: &TestApp, b: &Browser) -> (String, Vec<String>) {
     let page = b.get("/account/totp").await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.contains("<img class=\"qr\" src=\"data:image/svg+xml;base64,"), "a QR code made here");

@@ -295,7 +295,9 @@ impl Core {
         let record = LinkRecord { user_id: user.id.clone(), email: user.email.clone() };
         let ttl = self.settings.lifetimes.verification_link;
         let key = hashed_key(VERIFY, &token);
-        self.store.put(&key, &serde_json::to_vec(&record).map_err(|e| CoreError::Internal(e.to_string()))?, ttl).await?;
+        self.store
+            .put(&key, &serde_json::to_vec(&record).map_err(|e| CoreError::Internal(e.to_string()))?, ttl)
+            .await?;
         self.remember_user_key(&user.id, &key, ttl).await?;
         let link = format!("{}/email/verify?token={token}", self.settings.server.public_url);
         let mail =
@@ -414,7 +416,9 @@ impl Core {
         let token = random_token()?;
         let record = LinkRecord { user_id: user.id.clone(), email: user.email.clone() };
         let (key, ttl) = (hashed_key(RESET, &token), self.settings.lifetimes.reset_link);
-        self.store.put(&key, &serde_json::to_vec(&record).map_err(|e| CoreError::Internal(e.to_string()))?, ttl).await?;
+        self.store
+            .put(&key, &serde_json::to_vec(&record).map_err(|e| CoreError::Internal(e.to_string()))?, ttl)
+            .await?;
         self.remember_user_key(&user.id, &key, ttl).await?;
         Ok(token)
     }
@@ -451,7 +455,9 @@ impl Core {
         let ttl = self.settings.lifetimes.reset_link;
         let record = LinkRecord { user_id: row.id.clone(), email: row.email.clone() };
         let key = hashed_key(RESET, &token);
-        self.store.put(&key, &serde_json::to_vec(&record).map_err(|e| CoreError::Internal(e.to_string()))?, ttl).await?;
+        self.store
+            .put(&key, &serde_json::to_vec(&record).map_err(|e| CoreError::Internal(e.to_string()))?, ttl)
+            .await?;
         self.remember_user_key(&row.id, &key, ttl).await?;
         let link = format!("{}/password/reset?token={token}", self.settings.server.public_url);
         let mail =

@@ -168,7 +168,15 @@ impl Core {
         let id = uuid::Uuid::new_v4().to_string();
         let sealed = self.secrets.seal(&sealed_context(&id), &raw).map_err(|e| CoreError::Internal(e.to_string()))?;
         let now = self.clock.now_naive();
-        Ok(MailRow { id, created_at: now, next_attempt_at: now, attempts: 0, recipient, message: sealed, last_error: None })
+        Ok(MailRow {
+            id,
+            created_at: now,
+            next_attempt_at: now,
+            attempts: 0,
+            recipient,
+            message: sealed,
+            last_error: None,
+        })
     }
 
     /// Wakes the worker: a message is in the outbox.

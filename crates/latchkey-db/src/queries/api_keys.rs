@@ -61,5 +61,7 @@ pub fn touch(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> Result<()
 /// Names a deleted account's pseudonym instead of its id as the maker of
 /// its keys (`created_by` `from` → `to`); the keys themselves stay.
 pub fn rename_creator(conn: &mut DbConnection, from: &str, to: &str) -> Result<usize, DbError> {
-    Ok(diesel::update(api_keys::table.filter(api_keys::created_by.eq(from))).set(api_keys::created_by.eq(to)).execute(conn)?)
+    Ok(diesel::update(api_keys::table.filter(api_keys::created_by.eq(from)))
+        .set(api_keys::created_by.eq(to))
+        .execute(conn)?)
 }

@@ -121,8 +121,7 @@ pub fn pseudonymise(
             .execute(conn)?;
     }
     diesel::update(
-        a::audit_events
-            .filter(a::user_id.eq(user_id).or(a::user_id.is_null().and(a::user_email.eq(email_normalized)))),
+        a::audit_events.filter(a::user_id.eq(user_id).or(a::user_id.is_null().and(a::user_email.eq(email_normalized)))),
     )
     .set(a::user_id.eq(pseudonym))
     .execute(conn)?;

@@ -73,7 +73,8 @@ pub fn delete_for_recipient(conn: &mut DbConnection, email_normalized: &str) -> 
     // The outbox is short (it empties as mail goes out), and recipients are
     // stored as written: compared here rather than with a per-backend
     // case-insensitive query.
-    let queued: Vec<(String, String)> = mail_outbox::table.select((mail_outbox::id, mail_outbox::recipient)).load(conn)?;
+    let queued: Vec<(String, String)> =
+        mail_outbox::table.select((mail_outbox::id, mail_outbox::recipient)).load(conn)?;
     let mut n = 0;
     for (id, recipient) in queued {
         if recipient.trim().to_lowercase() == email_normalized {
