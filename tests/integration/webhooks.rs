@@ -333,16 +333,31 @@ async fn the_admin_api_manages_endpoints_with_good_and_bad_input() {
     }
     let c = call(&app, Some(&w), Method::POST, "/webhooks", Some(json!({ "url": "https://x.example/" }))).await;
     c.refused(422);
-    let c = call(&app, Some(&w), Method::POST, "/webhooks", Some(json!({ "url": "https://x.example/", "events": ["*"], "secret": "mine" }))).await;
+    let c = call(
+        &app,
+        Some(&w),
+        Method::POST,
+        "/webhooks",
+        Some(json!({ "url": "https://x.example/", "events": ["*"], "secret": "mine" })),
+    )
+    .await;
     c.refused(422);
     assert_eq!(app.core.list_webhooks().await.expect("list").len(), 1, "no bad input created anything");
 
     // Update, rotate, delete; unknown ids are 404.
-    let c = call(&app, Some(&w), Method::PATCH, &format!("/webhooks/{id}"), Some(json!({ "enabled": false, "events": ["*"] }))).await;
+    let c = call(
+        &app,
+        Some(&w),
+        Method::PATCH,
+        &format!("/webhooks/{id}"),
+        Some(json!({ "enabled": false, "events": ["*"] })),
+    )
+    .await;
     let patched = c.ok(200);
     assert_eq!(patched["enabled"], false);
     assert_eq!(patched["events"].as_array().map(Vec::len), Some(9));
-    let c = call(&app, Some(&w), Method::PATCH, &format!("/webhooks/{id}"), Some(json!({ "url": "gopher://x/" }))).await;
+    let c =
+        call(&app, Some(&w), Method::PATCH, &format!("/webhooks/{id}"), Some(json!({ "url": "gopher://x/" }))).await;
     c.refused(422);
     let c = call(&app, Some(&w), Method::POST, &format!("/webhooks/{id}/rotate-secret"), None).await;
     let rotated = c.ok(200);
@@ -369,7 +384,15 @@ async fn the_admin_api_manages_endpoints_with_good_and_bad_input() {
 #[test]
 fn the_cli_creates_lists_logs_rotates_and_deletes_endpoints() {
     let db = TestDb::new();
-    let args = ["webhook", "create", "--url", "https://hooks.example.com/in", "--event", "user.created,user.deleted", "--json"];
+    let args = [
+        "webhook",
+        "create",
+        "--url",
+        "https://hooks.example.com/in",
+        "--event",
+        "user.created,user.deleted",
+        "--json",
+    ];
     let created = latchkey(&db, &args, None).ok().json();
     let id = created["id"].as_str().expect("id").to_owned();
     assert!(created["secret"].as_str().is_some_and(|s| s.starts_with("whsec_")));

@@ -29,7 +29,12 @@ pub struct SealedColumn {
 /// The columns that hold sealed secrets. Features that keep secrets at rest
 /// (TOTP seeds, upstream tokens) add theirs.
 pub fn sealed_columns() -> Vec<SealedColumn> {
-    vec![crate::keys::sealed_column(), crate::mail::sealed_column(), crate::mfa::sealed_column(), crate::webhooks::sealed_column()]
+    vec![
+        crate::keys::sealed_column(),
+        crate::mail::sealed_column(),
+        crate::mfa::sealed_column(),
+        crate::webhooks::sealed_column(),
+    ]
 }
 
 #[derive(Debug, Default, Serialize)]

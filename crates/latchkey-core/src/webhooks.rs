@@ -271,7 +271,11 @@ pub fn check_events<S: AsRef<str>>(given: &[S]) -> Result<Vec<String>, CoreError
         if !EVENT_TYPES.contains(&t) {
             return Err(CoreError::invalid(
                 "events",
-                format!("{:?} is not an event type (one of {})", t.chars().take(60).collect::<String>(), EVENT_TYPES.join(", ")),
+                format!(
+                    "{:?} is not an event type (one of {})",
+                    t.chars().take(60).collect::<String>(),
+                    EVENT_TYPES.join(", ")
+                ),
             ));
         }
         if !out.iter().any(|o| o == t) {
@@ -319,7 +323,10 @@ impl Core {
         let events = check_events(events)?;
         let id = random_id()?;
         let secret = new_secret()?;
-        let sealed = self.secrets.seal(&secret_context(&id), secret.as_bytes()).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let sealed = self
+            .secrets
+            .seal(&secret_context(&id), secret.as_bytes())
+            .map_err(|e| CoreError::Internal(e.to_string()))?;
         let now = self.clock.now_naive();
         let row = WebhookRow {
             id,
@@ -375,9 +382,8 @@ impl Core {
                     audit::record(
                         conn,
                         now,
-                        &Event::new("webhook.updated", &actor).detail(
-                            json!({ "webhook_id": id, "url": url, "events": events, "enabled": enabled }),
-                        ),
+                        &Event::new("webhook.updated", &actor)
+                            .detail(json!({ "webhook_id": id, "url": url, "events": events, "enabled": enabled })),
                     )?;
                     q::find(conn, &id)?.ok_or(DbError::NotFound)
                 })
@@ -390,7 +396,10 @@ impl Core {
     /// A new secret for the endpoint, shown once; the old one stops at once.
     pub async fn rotate_webhook_secret(&self, id: &str, actor: &Actor) -> Result<String, CoreError> {
         let secret = new_secret()?;
-        let sealed = self.secrets.seal(&secret_context(id), secret.as_bytes()).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let sealed = self
+            .secrets
+            .seal(&secret_context(id), secret.as_bytes())
+            .map_err(|e| CoreError::Internal(e.to_string()))?;
         let (id, actor, now) = (id.to_owned(), actor.clone(), self.clock.now_naive());
         self.db
             .run(move |conn| {
@@ -496,8 +505,12 @@ impl Core {
             let wait = RETRY_AFTER.get(row.attempts.max(0) as usize).copied().unwrap_or(Duration::from_secs(36_000));
             let next = self.clock.now_naive() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(10));
             tracing::info!(webhook_id = %hook.id, attempt, error = %error, "webhook event not accepted; will retry");
-            self.finish_attempt(log("retrying", status, Some(error.clone())), delivery_id, Some((next, attempt, error)))
-                .await?;
+            self.finish_attempt(
+                log("retrying", status, Some(error.clone())),
+                delivery_id,
+                Some((next, attempt, error)),
+            )
+            .await?;
         }
         Ok(false)
     }
@@ -566,9 +579,19 @@ mod tests {
         assert_eq!(event_type("webhook.created", "ok"), None);
         for t in EVENT_TYPES {
             assert!(
-                ["user.created", "user.updated", "user.deleted", "login.succeeded", "login.failed", "mfa.added", "mfa.removed", "session.revoked", "consent.revoked"]
-                    .iter()
-                    .any(|k| event_type(k, "ok") == Some(t)),
+                [
+                    "user.created",
+                    "user.updated",
+                    "user.deleted",
+                    "login.succeeded",
+                    "login.failed",
+                    "mfa.added",
+                    "mfa.removed",
+                    "session.revoked",
+                    "consent.revoked"
+                ]
+                .iter()
+                .any(|k| event_type(k, "ok") == Some(t)),
                 "{t} is produced by some audit event"
             );
         }
@@ -576,7 +599,10 @@ mod tests {
 
     #[test]
     fn event_lists_are_checked() {
-        assert_eq!(check_events(&["signin.failed, user.created"]).ok(), Some(vec!["user.created".into(), "signin.failed".into()]));
+        assert_eq!(
+            check_events(&["signin.failed, user.created"]).ok(),
+            Some(vec!["user.created".into(), "signin.failed".into()])
+        );
         assert_eq!(check_events(&["*"]).map(|v| v.len()).ok(), Some(EVENT_TYPES.len()));
         assert_eq!(check_events(&["user.created", "user.created"]).map(|v| v.len()).ok(), Some(1));
         assert!(matches!(check_events::<&str>(&[]), Err(CoreError::Invalid { field: "events", .. })));
@@ -587,7 +613,14 @@ mod tests {
     #[test]
     fn endpoint_urls_are_checked() {
         assert_eq!(check_url(" https://hooks.example.com/in ").ok().as_deref(), Some("https://hooks.example.com/in"));
-        for bad in ["", "ftp://example.com/", "https://user:pw@example.com/", "https://example.com/#x", "not a url", "mailto:a@b"] {
+        for bad in [
+            "",
+            "ftp://example.com/",
+            "https://user:pw@example.com/",
+            "https://example.com/#x",
+            "not a url",
+            "mailto:a@b",
+        ] {
             assert!(matches!(check_url(bad), Err(CoreError::Invalid { field: "url", .. })), "{bad:?}");
         }
         assert!(check_url(&format!("https://example.com/{}", "a".repeat(MAX_URL))).is_err());

@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use super::ensure_migrated;
 use crate::cli::{
-    ApikeyCommand, AuditCommand, ClientCommand, Command, GroupCommand, KeysCommand, PolicyCommand, SecretsCommand, WebhookCommand,
-    UserCommand,
+    ApikeyCommand, AuditCommand, ClientCommand, Command, GroupCommand, KeysCommand, PolicyCommand, SecretsCommand,
+    UserCommand, WebhookCommand,
 };
 
 pub async fn run(core: &Core, command: Command) -> Result<(), String> {
@@ -331,8 +331,10 @@ async fn webhook(core: &Core, cmd: WebhookCommand, actor: &Actor) -> Result<(), 
                 if attempts.is_empty() {
                     return "No deliveries yet.".to_owned();
                 }
-                let mut out =
-                    format!("{:<20}  {:<18}  {:<36}  {:>7}  {:<9}  {}", "AT", "TYPE", "EVENT", "ATTEMPT", "OUTCOME", "STATUS");
+                let mut out = format!(
+                    "{:<20}  {:<18}  {:<36}  {:>7}  {:<9}  {}",
+                    "AT", "TYPE", "EVENT", "ATTEMPT", "OUTCOME", "STATUS"
+                );
                 for a in &attempts {
                     let status = match (a.status, &a.error) {
                         (Some(s), _) => s.to_string(),
