@@ -377,3 +377,76 @@ export function runSteps(steps, { where = () => '', server } = {}) {
   }
   return state;
 }
+
+// ------------------------------------------------------------------ TOTP (RFC 6238)
+
+// Import declarations are hoisted: this one serves the helpers below.
+import { createHmac } from 'node:crypto';
+
+export const TOTP_STEP_SECONDS = 30;
+const BASE32_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+
+/** RFC 4648 base32 to bytes; spaces, dashes and padding are ignored. */
+export function base32Decode(text) {
+  const clean = text.replace(/[\s=-]/g, '').toUpperCase();
+  const out = [];
+  let bits = 0;
+  let value = 0;
+  for (const ch of clean) {
+    const i = BASE32_ALPHABET.indexOf(ch);
+    if (i < 0) throw new Error(`not base32: ${JSON.stringify(ch)} in ${JSON.stringify(text)}`);
+    value = ((value << 5) | i) & 0xffff;
+    bits += 5;
+    if (bits >= 8) {
+      out.push((value >>> (bits - 8)) & 0xff);
+      bits -= 8;
+    }
+  }
+  return Buffer.from(out);
+}
+
+/** The 6-digit HMAC-SHA1 code of `secret` (bytes) for 30-second step `step`. */
+export function totp(secret, step) {
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(step));
+  const mac = createHmac('sha1', secret).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0x0f;
+  const number = mac.readUInt32BE(offset) & 0x7fffffff;
+  return String(number % 1_000_000).padStart(6, '0');
+}
+
+/** The current 30-second TOTP step. */
+export const totpStepNow = () => Math.floor(Date.now() / 1000 / TOTP_STEP_SECONDS);
+
+// ------------------------------------------------------------------ sign-in pages
+
+/** Fills /login's form with `user` ({ email, password }) and presses "Sign in". */
+export async function fillSignIn(page, user) {
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await page.getByLabel('Email', { exact: true }).fill(user.email);
+  await page.getByLabel('Password', { exact: true }).fill(user.password);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+}
+
+/**
+ * An admin without a second factor signs in on `page`, which is at /login
+ * (e.g. sent there by a console page): the password leads to "Add a second
+ * step", "Set up authenticator app" takes a code computed here from the key
+ * on the page, and "Continue" after the recovery codes finishes the sign-in.
+ * Resolves to the key's bytes (to compute later codes with `totp`).
+ */
+export async function signInAdminSettingUpTotp(page, admin) {
+  await fillSignIn(page, admin);
+  await page.waitForURL((u) => u.pathname === '/login/mfa');
+  await page.getByRole('heading', { name: 'Add a second step' }).waitFor();
+  await page.getByRole('link', { name: 'Set up authenticator app' }).click();
+  await page.waitForURL((u) => u.pathname === '/login/mfa/totp');
+  const text = (await page.locator('p.secret code').innerText()).trim();
+  const key = base32Decode(text);
+  await page.getByLabel('Code', { exact: true }).fill(totp(key, totpStepNow()));
+  await page.getByRole('button', { name: 'Verify', exact: true }).click();
+  await page.getByRole('heading', { name: 'Save your recovery codes' }).waitFor();
+  await page.getByRole('link', { name: 'Continue', exact: true }).click();
+  await page.waitForURL((u) => u.pathname.startsWith('/admin'));
+  return key;
+}
