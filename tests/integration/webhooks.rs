@@ -425,3 +425,22 @@ fn the_cli_creates_lists_logs_rotates_and_deletes_endpoints() {
     let run = latchkey(&db, &["webhook", "list"], None).ok();
     assert!(run.stdout.contains("No webhooks."), "{}", run.stdout);
 }
+
+#[tokio::test]
+async fn the_delivery_log_is_kept_thirty_days_by_maintenance() {
+    let (app, sink) = app_with_sink().await;
+    let (id, _) = hook(&app, &sink.url, &["user.created"]).await;
+    app.user(EMAIL, STRONG_PASSWORD, true).await;
+    sink.wait_for(1).await;
+    attempts(&app, &id, 1).await;
+    app.clock.advance(chrono::Duration::days(30) - chrono::Duration::minutes(1));
+    let round = latchkey_core::maintenance::run_once(&app.core).await.expect("round").expect("ran");
+    assert_eq!(round.webhook_attempts_purged, 0, "inside 30 days it stays");
+    app.clock.advance(chrono::Duration::minutes(2));
+    let round = latchkey_core::maintenance::run_once(&app.core).await.expect("round").expect("ran");
+    assert_eq!(round.webhook_attempts_purged, 1);
+    assert!(app.core.webhook_attempts(&id).await.expect("log").is_empty());
+    assert_eq!(app.core.list_webhooks().await.expect("list").len(), 1, "the endpoint itself stays");
+    let n = app.core.purged.get(latchkey_core::maintenance::Purge::WebhookAttempts);
+    assert_eq!(n, 1, "counted for /metrics");
+}

@@ -91,6 +91,21 @@ pub struct NewUser {
 }
 
 pub async fn create_user(core: &Core, new: NewUser, actor: &Actor) -> Result<User, CoreError> {
+    create_user_from(core, new, actor, None).await
+}
+
+/// [`create_user`] for a request: its `user.created` event (and so the
+/// webhook event) carries the browser's address and user agent.
+pub async fn create_user_from(
+    core: &Core,
+    new: NewUser,
+    actor: &Actor,
+    ctx: Option<&crate::sessions::RequestContext>,
+) -> Result<User, CoreError> {
+    let (addr, agent) = match ctx {
+        Some(c) => (c.ip.clone(), c.user_agent.clone()),
+        None => (None, None),
+    };
     let (email, normalized) = normalize_email(&new.email)?;
     let name = check_name(new.name)?;
     let password_hash = match new.password {
@@ -126,9 +141,13 @@ pub async fn create_user(core: &Core, new: NewUser, actor: &Actor) -> Result<Use
                 audit::record(
                     conn,
                     now,
-                    &Event::new("user.created", &actor)
-                        .user(&row.id, &row.email_normalized)
-                        .detail(serde_json::json!({ "admin": row.admin, "email_verified": row.email_verified })),
+                    &Event {
+                        client_addr: addr.as_deref(),
+                        user_agent: agent.as_deref(),
+                        ..Event::new("user.created", &actor)
+                            .user(&row.id, &row.email_normalized)
+                            .detail(serde_json::json!({ "admin": row.admin, "email_verified": row.email_verified }))
+                    },
                 )
             })
         })

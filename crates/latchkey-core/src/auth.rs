@@ -242,7 +242,7 @@ impl Core {
             inputs.push(n);
         }
         self.password_policy.check(password, &inputs)?;
-        let created = crate::accounts::create_user(
+        let created = crate::accounts::create_user_from(
             self,
             crate::accounts::NewUser {
                 email: shown.clone(),
@@ -252,6 +252,7 @@ impl Core {
                 admin: false,
             },
             &Actor::Anonymous,
+            Some(ctx),
         )
         .await;
         match created {

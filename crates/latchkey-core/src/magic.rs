@@ -15,7 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::Core;
-use crate::accounts::{NewUser, User, create_user, normalize_email};
+use crate::accounts::{NewUser, User, normalize_email};
 use crate::audit::{Actor, Event};
 use crate::auth::{AfterFirstFactor, event_ctx};
 use crate::error::CoreError;
@@ -223,7 +223,7 @@ impl Core {
                     return Ok(None);
                 }
                 let new = NewUser { email: email.to_owned(), email_verified: true, ..Default::default() };
-                match create_user(self, new, &Actor::Anonymous).await {
+                match crate::accounts::create_user_from(self, new, &Actor::Anonymous, Some(ctx)).await {
                     Ok(user) => Ok(Some(user)),
                     // Created by a concurrent request: use that one.
                     Err(CoreError::Conflict(_)) => Box::pin(self.prove_address(email, normalized, ctx)).await,

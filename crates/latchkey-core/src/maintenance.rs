@@ -22,6 +22,8 @@
 //! - `unverified_accounts`: accounts whose address was never verified,
 //!   created more than `retention.unverified_days` (30) days ago, deleted
 //!   like any account (see [`purge_unverified`]).
+//! - `webhook_attempts`: lines of the webhook delivery log older than 30
+//!   days (`webhooks::ATTEMPT_LOG_DAYS`).
 //!
 //! Not here, because nothing in them outlives its use: mail in
 //! `mail_outbox` and calls in `deliveries` are deleted by their workers once
@@ -57,16 +59,18 @@ pub enum Purge {
     TokenFamilies,
     SigningKeys,
     UnverifiedAccounts,
+    WebhookAttempts,
 }
 
 impl Purge {
-    pub const ALL: [Purge; 6] = [
+    pub const ALL: [Purge; 7] = [
         Purge::Store,
         Purge::Audit,
         Purge::RefreshTokens,
         Purge::TokenFamilies,
         Purge::SigningKeys,
         Purge::UnverifiedAccounts,
+        Purge::WebhookAttempts,
     ];
 
     pub fn label(self) -> &'static str {
@@ -77,6 +81,7 @@ impl Purge {
             Purge::TokenFamilies => "token_families",
             Purge::SigningKeys => "signing_keys",
             Purge::UnverifiedAccounts => "unverified_accounts",
+            Purge::WebhookAttempts => "webhook_attempts",
         }
     }
 
@@ -115,6 +120,8 @@ pub struct Round {
     pub families_purged: usize,
     /// Accounts whose address was never verified.
     pub unverified_purged: usize,
+    /// Lines of the webhook delivery log.
+    pub webhook_attempts_purged: usize,
     pub keys_rotated: usize,
 }
 
@@ -127,6 +134,7 @@ impl Round {
             Purge::TokenFamilies => self.families_purged,
             Purge::SigningKeys => self.keys_purged,
             Purge::UnverifiedAccounts => self.unverified_purged,
+            Purge::WebhookAttempts => self.webhook_attempts_purged,
         }
     }
 
@@ -163,6 +171,8 @@ async fn steps(core: &Core, round: &mut Round) -> Result<(), CoreError> {
     totals.add(Purge::RefreshTokens, refresh.tokens);
     totals.add(Purge::TokenFamilies, refresh.families);
     round.unverified_purged = purge_unverified(core, totals).await?;
+    round.webhook_attempts_purged = core.purge_webhook_attempts().await?;
+    totals.add(Purge::WebhookAttempts, round.webhook_attempts_purged);
     round.keys_rotated = core.rotate_due_keys().await?;
     Ok(())
 }
@@ -246,6 +256,7 @@ pub async fn run_forever(core: Core) {
                     refresh_purged = r.refresh_purged,
                     families_purged = r.families_purged,
                     unverified_purged = r.unverified_purged,
+                    webhook_attempts_purged = r.webhook_attempts_purged,
                     keys_rotated = r.keys_rotated,
                     "maintenance"
                 )

@@ -25,7 +25,7 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 
 use crate::Core;
-use crate::accounts::{NewUser, User, create_user, normalize_email};
+use crate::accounts::{NewUser, User, normalize_email};
 use crate::audit::{Actor, Event};
 use crate::auth::{AfterFirstFactor, event_ctx};
 use crate::error::CoreError;
@@ -465,7 +465,7 @@ impl Core {
                         email_verified: may_link,
                         ..Default::default()
                     };
-                    match create_user(self, new, &Actor::Anonymous).await {
+                    match crate::accounts::create_user_from(self, new, &Actor::Anonymous, Some(ctx)).await {
                         Ok(u) => {
                             created = true;
                             u

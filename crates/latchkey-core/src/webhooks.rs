@@ -62,6 +62,9 @@ pub const MAX_ATTEMPTS: i64 = RETRY_AFTER.len() as i64 + 1;
 const SECRET_PREFIX: &str = "whsec_";
 /// How many attempts the console shows.
 pub const LOG_LIMIT: i64 = 100;
+/// The delivery log keeps attempts this many days (maintenance purges the
+/// rest).
+pub const ATTEMPT_LOG_DAYS: i64 = 30;
 
 /// The webhook event type an audit event is, if any.
 pub fn event_type(kind: &str, outcome: &str) -> Option<&'static str> {
@@ -438,6 +441,12 @@ impl Core {
             })
             .await
             .map_err(crate::accounts::not_found("webhook"))
+    }
+
+    /// Forgets delivery-log lines older than [`ATTEMPT_LOG_DAYS`]; how many.
+    pub async fn purge_webhook_attempts(&self) -> Result<usize, CoreError> {
+        let before = self.clock.now_naive() - chrono::Duration::days(ATTEMPT_LOG_DAYS);
+        Ok(self.db.run(move |conn| q::purge_attempts(conn, before)).await?)
     }
 
     /// The endpoint's latest delivery attempts, newest first.

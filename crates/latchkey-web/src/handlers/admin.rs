@@ -128,6 +128,8 @@ const NOTICES: &[(&str, &str)] = &[
     ("keys-rotated", "New keys published; they sign after the lead time."),
     ("key-revoked", "API key revoked."),
     ("webhook-deleted", "Webhook deleted."),
+    ("webhook-created", "Webhook created. Receivers verify its deliveries with the secret below."),
+    ("webhook-secret-rotated", "New secret: the old one no longer signs."),
 ];
 
 /// Back to `to` with the notice `code`.

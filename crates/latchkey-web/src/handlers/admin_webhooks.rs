@@ -21,12 +21,6 @@ fn options(chosen: &[String]) -> Vec<EventOption> {
     EVENT_TYPES.iter().map(|name| EventOption { name, on: chosen.iter().any(|c| c == name) }).collect()
 }
 
-/// A new endpoint, shown once.
-struct Created {
-    id: String,
-    secret: String,
-}
-
 #[derive(askama::Template)]
 #[template(path = "admin_webhooks.html")]
 struct WebhooksPage {
@@ -40,8 +34,6 @@ struct WebhooksPage {
     url: String,
     description: String,
     events: Vec<EventOption>,
-    /// A new endpoint's id and secret, shown on this answer only.
-    created: Option<Created>,
 }
 
 #[derive(askama::Template)]
@@ -56,6 +48,33 @@ struct WebhookPage {
     events: Vec<EventOption>,
     attempts: Vec<WebhookAttempt>,
     new_secret: Option<String>,
+}
+
+/// How long a new secret waits for the page that shows it.
+const REVEAL_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+fn reveal_key(a: &Admin, id: &str) -> String {
+    format!("webhook-reveal:{}:{id}", a.session.handle)
+}
+
+/// Keeps a new secret, sealed, for the next page of this session that
+/// shows the endpoint: the form's answer is a redirect, so reloading the
+/// page neither repeats the action nor shows the secret again.
+async fn keep_for_reveal(core: &Core, a: &Admin, id: &str, secret: &str) -> Result<(), HttpResponse> {
+    let key = reveal_key(a, id);
+    let sealed = core
+        .secrets
+        .seal(&key, secret.as_bytes())
+        .map_err(|e| pages::error_page(&CoreError::Internal(e.to_string())))?;
+    core.store.put(&key, sealed.as_bytes(), REVEAL_TTL).await.map_err(|e| pages::error_page(&CoreError::from(e)))
+}
+
+/// The secret kept for this session and endpoint, once.
+async fn reveal(core: &Core, a: &Admin, id: &str) -> Option<String> {
+    let key = reveal_key(a, id);
+    let sealed = core.store.take(&key).await.ok()??;
+    let sealed = String::from_utf8(sealed).ok()?;
+    String::from_utf8(core.secrets.open(&key, &sealed).ok()?).ok()
 }
 
 fn events_of(f: &[(String, String)]) -> Vec<String> {
@@ -75,7 +94,6 @@ async fn list_page(
     status: StatusCode,
     error: Option<String>,
     form: Form,
-    created: Option<Created>,
 ) -> HttpResponse {
     let webhooks = match core.list_webhooks().await {
         Ok(w) => w,
@@ -91,7 +109,6 @@ async fn list_page(
         events: options(&form.chosen),
         url: form.url,
         description: form.description,
-        created,
     })
 }
 
@@ -132,7 +149,7 @@ pub async fn webhooks_index(req: HttpRequest, core: Data<Core>) -> HttpResponse 
         async {
             let a = admin(&req, &core, "/admin/webhooks").await?;
             let form = Form { url: String::new(), description: String::new(), chosen: Vec::new() };
-            Ok(list_page(&req, &core, &a, StatusCode::OK, None, form, None).await)
+            Ok(list_page(&req, &core, &a, StatusCode::OK, None, form).await)
         }
         .await,
     )
@@ -150,13 +167,11 @@ pub async fn webhooks_create(req: HttpRequest, core: Data<Core>, body: Bytes) ->
                 chosen: events_of(&f),
             };
             match core.create_webhook(&form.url, &form.description, &form.chosen, &a.actor()).await {
-                // The secret is shown on this answer only, never put in a URL.
                 Ok(c) => {
-                    let created = Some(Created { id: c.webhook.id, secret: c.secret });
-                    let empty = Form { url: String::new(), description: String::new(), chosen: Vec::new() };
-                    Ok(list_page(&req, &core, &a, StatusCode::CREATED, None, empty, created).await)
+                    keep_for_reveal(&core, &a, &c.webhook.id, &c.secret).await?;
+                    Ok(back(&format!("/admin/webhooks/{}", c.webhook.id), "webhook-created"))
                 }
-                Err(e) => Ok(list_page(&req, &core, &a, status_of(&e), Some(say(&e)), form, None).await),
+                Err(e) => Ok(list_page(&req, &core, &a, status_of(&e), Some(say(&e)), form).await),
             }
         }
         .await,
@@ -169,7 +184,8 @@ pub async fn webhook_show(req: HttpRequest, core: Data<Core>, id: Path<String>) 
         async {
             id_ok(&id)?;
             let a = admin(&req, &core, &format!("/admin/webhooks/{id}")).await?;
-            Ok(detail_page(&req, &core, &a, &id, StatusCode::OK, None, None).await)
+            let secret = reveal(&core, &a, &id).await;
+            Ok(detail_page(&req, &core, &a, &id, StatusCode::OK, None, secret).await)
         }
         .await,
     )
@@ -207,7 +223,10 @@ pub async fn webhook_rotate(req: HttpRequest, core: Data<Core>, id: Path<String>
             let f = fields(&body)?;
             let a = admin_form(&req, &core, field(&f, "csrf"), &format!("/admin/webhooks/{id}"), true).await?;
             match core.rotate_webhook_secret(&id, &a.actor()).await {
-                Ok(secret) => Ok(detail_page(&req, &core, &a, &id, StatusCode::OK, None, Some(secret)).await),
+                Ok(secret) => {
+                    keep_for_reveal(&core, &a, &id, &secret).await?;
+                    Ok(back(&format!("/admin/webhooks/{id}"), "webhook-secret-rotated"))
+                }
                 Err(CoreError::NotFound(_)) => Err(not_found()),
                 Err(e) => Ok(detail_page(&req, &core, &a, &id, status_of(&e), Some(say(&e)), None).await),
             }
