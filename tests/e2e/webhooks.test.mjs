@@ -540,11 +540,14 @@ describe('webhooks: signed deliveries, retries and the console', { timeout: 240_
     await p.reload();
     const section = p.locator('section.card').filter({ has: p.getByRole('heading', { name: 'Deliveries' }) });
     const headers = (await section.locator('table.list thead th').allInnerTexts()).map((t) => t.trim());
-    assert.deepEqual(headers, ['When', 'Event', 'Attempt', 'Outcome', 'Answer']);
+    assert.deepEqual(headers, ['Event', 'Outcome', 'When', 'Attempt', 'Answer']);
     const rows = await tableRows(section);
     assert.equal(rows.length, 1, JSON.stringify(rows));
-    assert.match(rows[0][0], /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC$/);
-    assert.deepEqual(rows[0].slice(1), [`user.deleted\n${q.headers['webhook-id']}`, '1', 'delivered', '200']);
+    assert.match(rows[0][2], /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC$/);
+    assert.deepEqual(
+      [rows[0][0], rows[0][1], rows[0][3], rows[0][4]],
+      [`user.deleted\n${q.headers['webhook-id']}`, 'delivered', '1', '200'],
+    );
     await shoot(p, 'webhook-detail');
   });
 
@@ -552,9 +555,9 @@ describe('webhooks: signed deliveries, retries and the console', { timeout: 240_
     const p = pages.admin;
     await p.goto(`/admin/webhooks/${hook.id}`);
     const section = p.locator('section.card').filter({ has: p.getByRole('heading', { name: 'Deliveries' }) });
-    const rows = (await tableRows(section)).filter((r) => r[1].endsWith(retried.msgId));
+    const rows = (await tableRows(section)).filter((r) => r[0].endsWith(retried.msgId));
     assert.deepEqual(
-      rows.map((r) => [r[2], r[3], r[4].split('\n')[0]]),
+      rows.map((r) => [r[3], r[1], r[4].split('\n')[0]]),
       [
         ['2', 'delivered', '200'],
         ['1', 'retrying', '503'],
