@@ -137,14 +137,37 @@ async fn an_admin_disables_a_user_makes_a_client_and_a_group() {
             ],
         )
         .await;
-    assert_eq!(good.status, 201);
-    assert!(good.contains("client_secret: <code class=\"wrap\">"));
+    // The answer is a redirect: the list shows the secret once, a reload
+    // shows it no more and makes nothing twice.
+    assert_eq!(good.status, 303);
+    assert_eq!(good.location.as_deref(), Some("/admin/clients?notice=client-created"));
+    let shown = admin.get("/admin/clients?notice=client-created").await;
+    assert!(shown.contains("client_secret: <code class=\"wrap\">"), "the secret is shown once");
+    let again = admin.get("/admin/clients?notice=client-created").await;
+    assert!(!again.contains("client_secret: <code"), "and not again");
     let made = latchkey_core::clients::list_clients(&app.core).await.expect("list");
     assert_eq!(made.len(), 1);
     assert_eq!(
         (made[0].redirect_uris.clone(), made[0].signing_alg.as_str(), made[0].require_mfa),
         (vec!["https://wiki.example.com/cb".to_owned()], "ES256", true)
     );
+
+    // A rotated client secret and a new API key are shown the same way:
+    // once, on the page the answer redirects to.
+    let cid = made[0].client_id.clone();
+    let cpage = admin.get(&format!("/admin/clients/{cid}")).await;
+    let p = admin.post_raw(&format!("/admin/clients/{cid}/rotate-secret"), &[("csrf", &cpage.csrf())]).await;
+    assert_eq!(p.status, 303);
+    assert!(admin.get(&format!("/admin/clients/{cid}")).await.contains("New client secret"));
+    assert!(!admin.get(&format!("/admin/clients/{cid}")).await.contains("New client secret"));
+    let settings = admin.get("/admin/settings").await;
+    let p = admin
+        .post_raw("/admin/api-keys", &[("csrf", &settings.csrf()), ("name", "Bot"), ("scope", "users:read")])
+        .await;
+    assert_eq!((p.status, p.location.as_deref()), (303, Some("/admin/settings?notice=key-created")));
+    assert!(admin.get("/admin/settings").await.contains("New key (shown once"));
+    assert!(!admin.get("/admin/settings").await.contains("New key (shown once"));
+    assert_eq!(app.core.list_api_keys().await.expect("keys").len(), 1, "one key, however often the page is opened");
 
     // A group that requires MFA, with the user in it.
     let groups = admin.get("/admin/groups").await;

@@ -127,10 +127,40 @@ const NOTICES: &[(&str, &str)] = &[
     ("keys-now", "New keys sign now; the old ones are withdrawn."),
     ("keys-rotated", "New keys published; they sign after the lead time."),
     ("key-revoked", "API key revoked."),
+    ("key-created", "API key created."),
+    ("client-secret-rotated", "New secret: the old one no longer works."),
     ("webhook-deleted", "Webhook deleted."),
     ("webhook-created", "Webhook created. Receivers verify its deliveries with the secret below."),
     ("webhook-secret-rotated", "New secret: the old one no longer signs."),
 ];
+
+/// How long a new secret waits for the page that shows it.
+const REVEAL_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+fn reveal_key(a: &Admin, what: &str, id: &str) -> String {
+    format!("console-reveal:{}:{what}:{id}", a.session.handle)
+}
+
+/// Keeps a new secret, sealed, for the next page of this admin's session
+/// that shows it: a form that makes a secret answers with a redirect, so a
+/// reload neither repeats the action nor shows the secret again, and the
+/// secret is never put in a URL.
+async fn keep_for_reveal(core: &Core, a: &Admin, what: &str, id: &str, secret: &str) -> Result<(), HttpResponse> {
+    let key = reveal_key(a, what, id);
+    let sealed = core
+        .secrets
+        .seal(&key, secret.as_bytes())
+        .map_err(|e| pages::error_page(&CoreError::Internal(e.to_string())))?;
+    core.store.put(&key, sealed.as_bytes(), REVEAL_TTL).await.map_err(|e| pages::error_page(&CoreError::from(e)))
+}
+
+/// The secret kept for this session, once.
+async fn reveal(core: &Core, a: &Admin, what: &str, id: &str) -> Option<String> {
+    let key = reveal_key(a, what, id);
+    let sealed = core.store.take(&key).await.ok()??;
+    let sealed = String::from_utf8(sealed).ok()?;
+    String::from_utf8(core.secrets.open(&key, &sealed).ok()?).ok()
+}
 
 /// Back to `to` with the notice `code`.
 fn back(to: &str, code: &'static str) -> HttpResponse {
@@ -710,7 +740,11 @@ pub async fn clients_list(req: HttpRequest, core: Data<Core>) -> HttpResponse {
     done(
         async {
             let a = admin(&req, &core, "/admin/clients").await?;
-            Ok(clients_page(&req, &core, &a, StatusCode::OK, None, ClientForm::new_default(), None).await)
+            // A client just made: name, client_id and secret, as JSON.
+            let secret = reveal(&core, &a, "client", "new")
+                .await
+                .and_then(|s| serde_json::from_str::<(String, String, String)>(&s).ok());
+            Ok(clients_page(&req, &core, &a, StatusCode::OK, None, ClientForm::new_default(), secret).await)
         }
         .await,
     )
@@ -744,17 +778,13 @@ pub async fn clients_create(req: HttpRequest, core: Data<Core>, body: Bytes) -> 
                     let secret =
                         c.client_secret.clone().map(|s| (c.client.name.clone(), c.client.client_id.clone(), s));
                     match secret {
-                        // The secret is shown on this answer only, never put in a URL.
-                        Some(s) => Ok(clients_page(
-                            &req,
-                            &core,
-                            &a,
-                            StatusCode::CREATED,
-                            None,
-                            ClientForm::new_default(),
-                            Some(s),
-                        )
-                        .await),
+                        // Shown once by the list the browser is sent to.
+                        Some(s) => {
+                            let json = serde_json::to_string(&s)
+                                .map_err(|e| pages::error_page(&CoreError::Internal(e.to_string())))?;
+                            keep_for_reveal(&core, &a, "client", "new", &json).await?;
+                            Ok(back("/admin/clients", "client-created"))
+                        }
                         None => Ok(back(&format!("/admin/clients/{}", c.client.client_id), "client-created")),
                     }
                 }
@@ -800,7 +830,8 @@ pub async fn client_show(req: HttpRequest, core: Data<Core>, id: Path<String>) -
         async {
             id_ok(&id)?;
             let a = admin(&req, &core, &format!("/admin/clients/{id}")).await?;
-            Ok(client_page(&req, &core, &a, &id, StatusCode::OK, None, None, None).await)
+            let secret = reveal(&core, &a, "client", &id).await;
+            Ok(client_page(&req, &core, &a, &id, StatusCode::OK, None, None, secret).await)
         }
         .await,
     )
@@ -853,7 +884,10 @@ pub async fn client_rotate(
             let here = format!("/admin/clients/{id}");
             let a = admin_form(&req, &core, &form.csrf, &here, true).await?;
             match clients::rotate_secret(&core, &id, &a.actor()).await {
-                Ok(secret) => Ok(client_page(&req, &core, &a, &id, StatusCode::OK, None, None, Some(secret)).await),
+                Ok(secret) => {
+                    keep_for_reveal(&core, &a, "client", &id, &secret).await?;
+                    Ok(back(&here, "client-secret-rotated"))
+                }
                 Err(CoreError::NotFound(_)) => Err(not_found()),
                 Err(e) => Ok(client_page(&req, &core, &a, &id, status_of(&e), Some(say(&e)), None, None).await),
             }
@@ -1103,7 +1137,8 @@ pub async fn settings_show(req: HttpRequest, core: Data<Core>) -> HttpResponse {
     done(
         async {
             let a = admin(&req, &core, "/admin/settings").await?;
-            Ok(settings_page(&req, &core, &a, StatusCode::OK, None, None).await)
+            let new_key = reveal(&core, &a, "apikey", "new").await;
+            Ok(settings_page(&req, &core, &a, StatusCode::OK, None, new_key).await)
         }
         .await,
     )
@@ -1163,8 +1198,11 @@ pub async fn api_key_create(req: HttpRequest, core: Data<Core>, body: Bytes) -> 
                 },
             };
             match core.create_api_key(field(&f, "name"), &scopes, expires, None, &a.actor()).await {
-                // The key is shown on this answer only, never put in a URL.
-                Ok(k) => Ok(settings_page(&req, &core, &a, StatusCode::CREATED, None, Some(k.key)).await),
+                // Shown once by the page the browser is sent to.
+                Ok(k) => {
+                    keep_for_reveal(&core, &a, "apikey", "new", &k.key).await?;
+                    Ok(back("/admin/settings", "key-created"))
+                }
                 Err(e) => Ok(settings_page(&req, &core, &a, status_of(&e), Some(say(&e)), None).await),
             }
         }

@@ -8,7 +8,10 @@ use actix_web::{HttpRequest, HttpResponse, get, post};
 use latchkey_core::webhooks::{EVENT_TYPES, Webhook, WebhookAttempt, WebhookChange};
 use latchkey_core::{Core, CoreError};
 
-use super::{Admin, admin, admin_form, back, done, field, fields, id_ok, not_found, notice_of, say, status_of};
+use super::{
+    Admin, admin, admin_form, back, done, field, fields, id_ok, keep_for_reveal, not_found, notice_of, reveal, say,
+    status_of,
+};
 use crate::pages;
 
 /// One checkbox of the event list.
@@ -48,33 +51,6 @@ struct WebhookPage {
     events: Vec<EventOption>,
     attempts: Vec<WebhookAttempt>,
     new_secret: Option<String>,
-}
-
-/// How long a new secret waits for the page that shows it.
-const REVEAL_TTL: std::time::Duration = std::time::Duration::from_secs(300);
-
-fn reveal_key(a: &Admin, id: &str) -> String {
-    format!("webhook-reveal:{}:{id}", a.session.handle)
-}
-
-/// Keeps a new secret, sealed, for the next page of this session that
-/// shows the endpoint: the form's answer is a redirect, so reloading the
-/// page neither repeats the action nor shows the secret again.
-async fn keep_for_reveal(core: &Core, a: &Admin, id: &str, secret: &str) -> Result<(), HttpResponse> {
-    let key = reveal_key(a, id);
-    let sealed = core
-        .secrets
-        .seal(&key, secret.as_bytes())
-        .map_err(|e| pages::error_page(&CoreError::Internal(e.to_string())))?;
-    core.store.put(&key, sealed.as_bytes(), REVEAL_TTL).await.map_err(|e| pages::error_page(&CoreError::from(e)))
-}
-
-/// The secret kept for this session and endpoint, once.
-async fn reveal(core: &Core, a: &Admin, id: &str) -> Option<String> {
-    let key = reveal_key(a, id);
-    let sealed = core.store.take(&key).await.ok()??;
-    let sealed = String::from_utf8(sealed).ok()?;
-    String::from_utf8(core.secrets.open(&key, &sealed).ok()?).ok()
 }
 
 fn events_of(f: &[(String, String)]) -> Vec<String> {
@@ -168,7 +144,7 @@ pub async fn webhooks_create(req: HttpRequest, core: Data<Core>, body: Bytes) ->
             };
             match core.create_webhook(&form.url, &form.description, &form.chosen, &a.actor()).await {
                 Ok(c) => {
-                    keep_for_reveal(&core, &a, &c.webhook.id, &c.secret).await?;
+                    keep_for_reveal(&core, &a, "webhook", &c.webhook.id, &c.secret).await?;
                     Ok(back(&format!("/admin/webhooks/{}", c.webhook.id), "webhook-created"))
                 }
                 Err(e) => Ok(list_page(&req, &core, &a, status_of(&e), Some(say(&e)), form).await),
@@ -184,7 +160,7 @@ pub async fn webhook_show(req: HttpRequest, core: Data<Core>, id: Path<String>) 
         async {
             id_ok(&id)?;
             let a = admin(&req, &core, &format!("/admin/webhooks/{id}")).await?;
-            let secret = reveal(&core, &a, &id).await;
+            let secret = reveal(&core, &a, "webhook", &id).await;
             Ok(detail_page(&req, &core, &a, &id, StatusCode::OK, None, secret).await)
         }
         .await,
@@ -224,7 +200,7 @@ pub async fn webhook_rotate(req: HttpRequest, core: Data<Core>, id: Path<String>
             let a = admin_form(&req, &core, field(&f, "csrf"), &format!("/admin/webhooks/{id}"), true).await?;
             match core.rotate_webhook_secret(&id, &a.actor()).await {
                 Ok(secret) => {
-                    keep_for_reveal(&core, &a, &id, &secret).await?;
+                    keep_for_reveal(&core, &a, "webhook", &id, &secret).await?;
                     Ok(back(&format!("/admin/webhooks/{id}"), "webhook-secret-rotated"))
                 }
                 Err(CoreError::NotFound(_)) => Err(not_found()),
